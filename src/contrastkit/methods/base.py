@@ -1,0 +1,58 @@
+"""What a method is: a recipe (views, encoder, heads, objective) with pinned defaults, behind one interface.
+
+The trainer knows no method: it calls `training_step(batch, generator)` and `after_step(step, total_steps)`.
+Everything stateful a method owns (EMA targets, queues, per-sample temperatures) must be a parameter or a
+registered buffer, so `state_dict()` checkpoints it and a resumed CPU run is bit-identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..data.base import Batch, DataInfo
+from ..registry import Registry
+
+METHODS: Registry[type["Method"]] = Registry("method")
+
+
+def register_method(name: str):
+    """Class decorator: `@register_method("simclr")` makes the method available by name everywhere."""
+
+    def decorator(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        return METHODS.register(name)(cls)
+
+    return decorator
+
+
+class Method(nn.Module):
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    # Pinned defaults: method hyper-parameters plus any trainer setting the recipe fixes (lr, optimizer, ...).
+    # They are merged over the trainer's defaults and saved in every run's config.yaml.
+    defaults: ClassVar[dict[str, Any]] = {}
+    needs_labels: ClassVar[bool] = False  # supervised methods (SupCon) refuse unlabelled data
+
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any]):
+        super().__init__()
+        self.encoder = encoder
+        self.info = info
+        self.cfg = cfg
+
+    def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Return a dict with at least "loss" (a scalar with grad); other entries are logged (detached)."""
+        raise NotImplementedError
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called after each optimizer step (EMA updates, queue maintenance). Default: nothing."""
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; override to exclude targets or set per-group lr."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    return dict(METHODS.get(name).defaults)
