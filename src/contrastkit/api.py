@@ -1,0 +1,54 @@
+"""The Python API: `pretrain(...)` trains, evaluates and writes the report, like `contrastkit pretrain`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import resolve_config
+from .train.trainer import RunResult, train
+
+
+def pretrain(config: str | Path | None = None, *, resume: bool = False, progress: bool = True,
+             **settings: Any) -> RunResult:
+    """Pretrain with the given settings (any key of `contrastkit methods` / TRAINER_DEFAULTS).
+
+    >>> result = pretrain(method="simclr", data="digits", epochs=1, batch_size=64)   # doctest: +SKIP
+    >>> result.eval_rows[0]["encoder"]                                                 # doctest: +SKIP
+    """
+    if resume and settings.get("out") and (Path(settings["out"]) / "config.yaml").exists() and config is None:
+        config = Path(settings["out"]) / "config.yaml"  # continue the run with its own settings
+    cfg = resolve_config(settings, config)
+    result = train(cfg, resume=resume, progress=progress)
+    if cfg["evaluate"]:
+        finish_run(result, cfg)
+    return result
+
+
+def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
+    """Evaluation table (with baselines) → eval.json, then report.html."""
+    from .encoders import create_encoder
+    from .evaluate.protocol import evaluation_table
+
+    def random_encoder():
+        torch.manual_seed(int(cfg["seed"]))  # the same initialisation the trained encoder started from
+        return create_encoder(cfg["encoder"], result.splits.info, **dict(cfg.get("encoder_kwargs") or {}))
+
+    rows, extra = evaluation_table(result.method.encoder, random_encoder, result.splits, result.device,
+                                   knn_t=float(cfg["knn_t"]))
+    result.eval_rows = rows
+    (result.run_dir / "eval.json").write_text(json.dumps({"rows": rows, "timings": extra["timings"]}, indent=2))
+    write_run_report(result.run_dir, rows, extra["features"]["encoder"][1], result.splits.test.y)
+
+
+def write_run_report(run_dir: Path, rows, test_emb, test_y, temperatures=None) -> Path:
+    from .evaluate.report import write_report
+    from .evaluate.similarity import positive_negative_similarities
+
+    pos, neg = positive_negative_similarities(test_emb, test_y)
+    return write_report(run_dir, metrics_csv=run_dir / "metrics.csv", eval_rows=rows, test_emb=test_emb,
+                        test_y=None if test_y is None else test_y.cpu().numpy(), pos_sims=pos, neg_sims=neg,
+                        temperatures=temperatures, title=f"contrastkit run {run_dir.name}")

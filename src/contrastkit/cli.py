@@ -1,0 +1,142 @@
+"""The `contrastkit` command: pretrain, methods, evaluate, embed, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ContrastkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Self-supervised contrastive representation learning for any kind of data.")
+console = Console()
+
+
+def _parse_extra(args: list[str]) -> dict[str, Any]:
+    """`--proj-dim 64 --objective=dcl` → {"proj_dim": 64, "objective": "dcl"} (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ContrastkitError(f"unexpected argument {arg!r}; settings are given as --name value")
+        name, _, value = arg[2:].partition("=")
+        if not _:
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value, i = args[i + 1], i + 1
+            else:
+                value = "true"  # a bare flag
+        out[name.replace("-", "_")] = yaml.safe_load(value)
+        i += 1
+    return out
+
+
+def print_table(rows: list[dict[str, Any]], title: str) -> None:
+    if not rows:
+        return
+    table = Table(title=title)
+    columns = list(rows[0])
+    for col in columns:
+        table.add_column(col, justify="left" if col == columns[0] else "right")
+    for row in rows:
+        table.add_row(*[f"{100 * v:.2f}%" if isinstance(v, float) and 0 <= v <= 1 else str(v)
+                        for v in (row.get(c, "") for c in columns)])
+    console.print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def pretrain(
+    ctx: typer.Context,
+    method: str = typer.Option("simclr", help="method name (see `contrastkit methods`)"),
+    data: str = typer.Option("fashion-mnist", help="built-in data set name or a path"),
+    data_dir: Optional[str] = typer.Option(None, help="folder holding the built-in data set's files"),
+    epochs: Optional[int] = typer.Option(None, help="number of epochs (default: the method's)"),
+    minutes: Optional[float] = typer.Option(None, help="wall-clock training budget; overrides --epochs"),
+    out: Optional[str] = typer.Option(None, help="run folder (default runs/<method>-<data>-<time>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    config: Optional[Path] = typer.Option(None, help="YAML file of settings (flags override it)"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+) -> None:
+    """Pretrain an encoder, then print the evaluation table. Any other setting: --name value."""
+    from .api import pretrain as run_pretrain
+
+    settings = {"method": method, "data": data, "data_dir": data_dir, "epochs": epochs, "minutes": minutes,
+                "out": out, **_parse_extra(ctx.args)}
+    if resume and not out:
+        raise ContrastkitError("--resume needs --out RUN_FOLDER (the run to continue)")
+    result = run_pretrain(config, resume=resume, progress=not no_progress, **settings)
+    console.print(f"trained {result.steps} steps in {result.train_seconds:.0f} s → {result.run_dir}")
+    print_table(result.eval_rows, f"{result.splits.info.name} test split (last epoch)")
+
+
+@app.command()
+def methods() -> None:
+    """List every registered method with its pinned defaults."""
+    from .methods import METHODS
+
+    table = Table(title="contrastkit methods")
+    table.add_column("method")
+    table.add_column("what")
+    table.add_column("pinned defaults")
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        table.add_row(name, cls.summary, ", ".join(f"{k}={v}" for k, v in cls.defaults.items()))
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="run folder"),
+    protocol: str = typer.Option("knn,linear", help="comma list of knn, linear, cluster, anomaly, retrieval"),
+    data: Optional[str] = typer.Option(None, help="evaluate on other data (default: the run's)"),
+) -> None:
+    """Evaluate a finished run's encoder."""
+    from .evaluate.run_eval import evaluate_run
+
+    rows = evaluate_run(run, [p.strip() for p in protocol.split(",") if p.strip()], data)
+    print_table(rows, f"{run.name}")
+    (run / "evaluate.json").write_text(json.dumps(rows, indent=2))
+
+
+@app.command()
+def embed(
+    run: Path = typer.Argument(..., help="run folder"),
+    data: str = typer.Option(..., help="data set name or path to embed"),
+    out: Path = typer.Option(..., help="output .npy (or .parquet when pyarrow is installed)"),
+    split: str = typer.Option("test", help="train or test"),
+) -> None:
+    """Write the embeddings of a data set computed with a run's encoder."""
+    from .evaluate.run_eval import embed_to_file
+
+    n = embed_to_file(run, data, out, split)
+    console.print(f"wrote {n} embeddings → {out}")
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="run folder")) -> None:
+    """Regenerate report.html of a run."""
+    from .evaluate.run_eval import regenerate_report
+
+    console.print(f"wrote {regenerate_report(run)}")
+
+
+def main() -> None:
+    import click
+
+    try:
+        app(standalone_mode=False)
+    except ContrastkitError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)

@@ -1,0 +1,108 @@
+"""Settings: trainer defaults ← the method's pinned defaults ← a YAML file ← command-line flags.
+
+The resolved dict is saved as config.yaml in every run folder, so a run can always be reproduced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ContrastkitError
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "method": "simclr",
+    "data": "fashion-mnist",
+    "data_dir": None,
+    "encoder": "convnet",
+    "epochs": 100,
+    "minutes": None,  # wall-clock budget for training; overrides epochs when set
+    "batch_size": 256,
+    "optimizer": "sgd",  # sgd | lars | adamw
+    "lr": 0.3,  # base lr for batch 256 (scaled linearly by batch_size / 256)
+    "lr_scaling": "linear",  # linear | sqrt | none
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 1.0,
+    "seed": 0,
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "precision": "auto",  # auto (bf16 autocast where fast) | fp32 | bf16 | fp16
+    "channels_last": True,
+    "log_every": 20,  # steps between metrics.csv rows
+    "monitor_every": 200,  # steps between diagnostics / online kNN monitors (0 = off)
+    "evaluate": True,  # evaluation table at the end of pretraining
+    "knn_t": 0.1,
+    "out": None,  # run folder; default runs/<method>-<data>-<time>
+    "encoder_kwargs": {},
+    # data options (tables and folders use them; images ignore the ones that do not apply)
+    "image_size": None,
+    "test_fraction": 0.2,
+    "test_data": None,
+    "label_column": None,
+    "anomaly_label": None,
+    "impute": False,
+    "drop_constant": False,
+}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ContrastkitError(f"--config {path}: file not found")
+    except yaml.YAMLError as e:
+        raise ContrastkitError(f"--config {path}: not valid YAML ({e})")
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ContrastkitError(f"--config {path}: expected a mapping of setting: value, got {type(loaded).__name__}")
+    return loaded
+
+
+def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> dict[str, Any]:
+    """Merge defaults, the method's pinned defaults, the YAML file and explicit overrides; validate."""
+    from .methods import METHODS, method_defaults
+
+    file_cfg = load_yaml(config_file) if config_file else {}
+    given = {**file_cfg, **{k: v for k, v in overrides.items() if v is not None}}
+    method = given.get("method", TRAINER_DEFAULTS["method"])
+    METHODS.get(method)  # unknown method → clear error listing the valid ones
+    cfg = {**TRAINER_DEFAULTS, **method_defaults(method), **given}
+    known = set(TRAINER_DEFAULTS) | set(method_defaults(method))
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ContrastkitError(
+            f"unknown setting(s) {', '.join(unknown)} for method {method!r}; valid settings: {', '.join(sorted(known))}"
+        )
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    from .encoders import ENCODERS
+
+    ENCODERS.get(cfg["encoder"])
+    if int(cfg["batch_size"]) < 2:
+        raise ContrastkitError(
+            f"batch_size={cfg['batch_size']}: contrastive objectives need at least 2 samples per batch "
+            "(negatives come from the other samples); use --batch-size 2 or more"
+        )
+    for key in ("temperature", "tau_init"):
+        if key in cfg and cfg[key] is not None and float(cfg[key]) <= 0:
+            raise ContrastkitError(f"{key}={cfg[key]} must be > 0 (it divides the similarities); try 0.1–0.5")
+    if cfg["optimizer"] not in ("sgd", "lars", "adamw"):
+        raise ContrastkitError(f"optimizer={cfg['optimizer']!r}; valid optimizers: adamw, lars, sgd")
+    if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
+        raise ContrastkitError(f"precision={cfg['precision']!r}; valid: auto, bf16, fp16, fp32")
+    if cfg["minutes"] is not None and float(cfg["minutes"]) <= 0:
+        raise ContrastkitError(f"minutes={cfg['minutes']} must be > 0")
+    if cfg["minutes"] is None and int(cfg["epochs"]) < 1:
+        raise ContrastkitError(f"epochs={cfg['epochs']} must be >= 1")
+
+
+def dump_config(cfg: dict[str, Any], path: Path) -> None:
+    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if not k.startswith("_")}
+    path.write_text(yaml.safe_dump(plain, sort_keys=True))

@@ -1,0 +1,91 @@
+"""Anomaly detection from embeddings of normal data only (CLAN protocol, METHODS.md §14 and §18).
+
+`train_emb` must hold embeddings of *normal* (benign) training rows only. Two scores, both "higher = more
+anomalous", computed on L2-normalised embeddings:
+
+* centroid (CLAN): score(x) = −cos(x, c), c = mean of the normalised normal training embeddings.
+* knn: score(x) = 1 − mean cosine similarity to the k nearest normal training embeddings (chunked search).
+
+Metrics (scikit-learn): AUROC and AUPR (average precision, anomaly = positive class) over the whole test set;
+with per-row anomaly classes (`anomaly_class`), also the mean over anomaly classes c of the AUROC of
+"normal rows vs rows of class c" — CLAN's "balanced AUROC", which does not let a frequent attack class dominate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ..errors import ContrastkitError
+from ._common import as_embedding, check_same_dim, chunk_rows, normalize, pick_device, to_numpy
+
+__all__ = ["anomaly_scores", "anomaly_score_values", "per_class_auroc"]
+
+
+@torch.no_grad()
+def anomaly_score_values(train_emb: Any, test_emb: Any, scorer: Literal["centroid", "knn"] = "centroid",
+                         k: int = 5, chunk_size: int = 1024) -> np.ndarray:
+    """Anomaly score of every test row (float64 numpy, higher = more anomalous)."""
+    dev = pick_device(train_emb, test_emb)
+    tr = normalize(as_embedding(train_emb, "train_emb", device=dev))
+    te = normalize(as_embedding(test_emb, "test_emb", device=dev))
+    check_same_dim(tr, te, "train_emb", "test_emb")
+    if scorer == "centroid":
+        c = normalize(tr.mean(0, keepdim=True))
+        return (-(te @ c.t()).squeeze(1)).double().cpu().numpy()
+    if scorer == "knn":
+        if int(k) != k or not 1 <= k <= tr.shape[0]:
+            raise ContrastkitError(f"k={k}: must be an integer between 1 and the number of training rows "
+                                   f"({tr.shape[0]})")
+        out = torch.empty(te.shape[0], dtype=torch.float64)
+        step = chunk_rows(tr.shape[0], chunk_size)
+        trT = tr.t().contiguous()
+        for s in range(0, te.shape[0], step):
+            top = torch.mm(te[s : s + step], trT).topk(int(k), dim=1).values
+            out[s : s + step] = (1.0 - top.mean(1)).double().cpu()
+        return out.numpy()
+    raise ContrastkitError(f"scorer={scorer!r}: use 'centroid' or 'knn'")
+
+
+def per_class_auroc(scores: Any, is_anomaly: Any, anomaly_class: Any) -> dict:
+    """{class: AUROC of normal rows vs rows of that anomaly class} for every class present among anomalies."""
+    s = np.asarray(to_numpy(scores), dtype=np.float64).reshape(-1)
+    a = np.asarray(to_numpy(is_anomaly)).reshape(-1).astype(bool)
+    cls = np.asarray(to_numpy(anomaly_class)).reshape(-1)
+    if not (s.size == a.size == cls.size):
+        raise ContrastkitError(f"scores, is_anomaly and anomaly_class must have equal lengths, "
+                               f"got {s.size}, {a.size}, {cls.size}")
+    normal = ~a
+    if not normal.any():
+        raise ContrastkitError("is_anomaly: no normal test rows, AUROC is undefined")
+    out = {}
+    for c in np.unique(cls[a]):
+        sel = normal | (a & (cls == c))
+        out[c.item() if hasattr(c, "item") else c] = float(roc_auc_score(a[sel], s[sel]))
+    return out
+
+
+def anomaly_scores(train_emb: Any, test_emb: Any, is_anomaly: Any,
+                   scorer: Literal["centroid", "knn"] = "centroid", k: int = 5,
+                   anomaly_class: Optional[Any] = None) -> dict[str, float]:
+    """Score the test rows against normal training embeddings: {auroc, aupr[, per_class_auroc_mean]}.
+
+    `is_anomaly`: one bool/0-1 per test row (both kinds must be present). `anomaly_class`: optional per-test-row
+    class of the anomaly (its value on normal rows is ignored); adds `per_class_auroc_mean` (use
+    `per_class_auroc` for the individual classes).
+    """
+    s = anomaly_score_values(train_emb, test_emb, scorer=scorer, k=k)
+    a = np.asarray(to_numpy(is_anomaly)).reshape(-1)
+    if a.size != s.size:
+        raise ContrastkitError(f"is_anomaly has {a.size} entries but test_emb has {s.size} rows")
+    a = a.astype(bool)
+    if a.all() or not a.any():
+        raise ContrastkitError("is_anomaly: the test set needs both normal and anomalous rows for AUROC/AUPR")
+    out = {"auroc": float(roc_auc_score(a, s)), "aupr": float(average_precision_score(a, s))}
+    if anomaly_class is not None:
+        per = per_class_auroc(s, a, anomaly_class)
+        out["per_class_auroc_mean"] = float(np.mean(list(per.values())))
+    return out

@@ -1,0 +1,61 @@
+"""The evaluation printed at the end of pretraining: each metric for the trained encoder next to two
+baselines computed in the same run on the same split — the raw input and the randomly initialised encoder."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..data import DataSplits
+from ..views import create_preprocess
+from .embed import embed
+from .knn import knn_accuracies
+from .linear import linear_probe
+
+
+def raw_features(x: torch.Tensor, preprocess: nn.Module, batch_size: int = 4096) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([preprocess(x[i : i + batch_size]).flatten(1).float().cpu()
+                          for i in range(0, len(x), batch_size)])
+
+
+def feature_sets(encoder: nn.Module, random_encoder: nn.Module, splits: DataSplits, device) -> dict[str, tuple]:
+    """(train, test) features for the trained encoder and both baselines."""
+    preprocess = create_preprocess(splits.info).to(device)
+    sets = {}
+    for name, enc in (("encoder", encoder), ("random init", random_encoder)):
+        enc = enc.to(device)
+        sets[name] = (embed(enc, splits.train.x, preprocess, device=device),
+                      embed(enc, splits.test.x, preprocess, device=device))
+    sets["raw input"] = (raw_features(splits.train.x.to(device), preprocess),
+                         raw_features(splits.test.x.to(device), preprocess))
+    return sets
+
+
+def evaluation_table(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], splits: DataSplits,
+                     device, knn_t: float = 0.1, linear: bool = True) -> tuple[list[dict[str, Any]], dict]:
+    """Rows {"metric", "encoder", "random init", "raw input"} (accuracies in [0, 1]) and the feature sets.
+
+    Needs labels on both splits; returns no rows without them.
+    """
+    sets = feature_sets(encoder, make_random_encoder(), splits, device)
+    if splits.train.y is None or splits.test.y is None:
+        return [], sets
+    ytr, yte = splits.train.y.cpu(), splits.test.y.cpu()
+    rows: dict[str, dict[str, Any]] = {}
+    timings: dict[str, float] = {}
+    for name, (tr, te) in sets.items():
+        t0 = time.perf_counter()
+        acc = knn_accuracies(tr, ytr, te, yte, ks=(200, 20), t=knn_t)
+        rows.setdefault(f"kNN k=200 t={knn_t}", {})[name] = acc[200]
+        rows.setdefault(f"kNN k=20 t={knn_t}", {})[name] = acc[20]
+        timings[f"knn {name}"] = time.perf_counter() - t0
+        if linear:
+            t0 = time.perf_counter()
+            rows.setdefault("linear probe", {})[name] = linear_probe(tr, ytr, te, yte)
+            timings[f"linear {name}"] = time.perf_counter() - t0
+    table = [{"metric": metric, **values} for metric, values in rows.items()]
+    return table, {"features": sets, "timings": timings}

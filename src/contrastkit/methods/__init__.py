@@ -1,0 +1,28 @@
+"""Method registry. Each module registers its recipe with `@register_method(name)` when imported."""
+
+from .base import METHODS, Method, method_defaults, register_method
+
+__all__ = ["METHODS", "Method", "method_defaults", "register_method", "create_method"]
+
+
+def create_method(cfg, info, train=None) -> Method:
+    """Build the method named in cfg around a fresh encoder; `setup(train)` runs when the method defines it."""
+    from ..encoders import create_encoder
+
+    cls = METHODS.get(cfg["method"])
+    encoder = create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
+    method = cls(encoder, info, cfg)
+    if train is not None and hasattr(method, "setup"):
+        method.setup(train)
+    return method
+
+
+# Importing the modules registers the methods.
+import importlib as _importlib  # noqa: E402
+
+for _name in ("simclr", "supcon", "clan", "moco", "byol", "simsiam", "directpred", "sogclr"):
+    try:
+        _importlib.import_module(f".{_name}", __name__)
+    except ModuleNotFoundError as _e:  # a method module not written yet
+        if _e.name != f"{__name__}.{_name}":
+            raise
