@@ -143,11 +143,14 @@ def load_image_folder(root: Path, cfg: dict[str, Any]) -> DataSplits:
         train_files, test_files = [files[i] for i in train_idx], [files[i] for i in test_idx]
         train_labels = None if labels is None else [labels[i] for i in train_idx]
         test_labels = None if labels is None else [labels[i] for i in test_idx]
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(train_files[0]) as first:
-        mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
-        size = (int(cfg["image_size"]),) * 2 if cfg.get("image_size") else first.size
+    try:
+        with Image.open(train_files[0]) as first:
+            mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
+            size = (int(cfg["image_size"]),) * 2 if cfg.get("image_size") else first.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise ContrastkitError(f"cannot read image {train_files[0]}: {e}; remove or replace the file")
 
     def stack(paths):
         arr = np.stack([_read_image(p, mode, size) for p in paths])

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a virtual environment in .venv with contrastkit installed, and the Debian
+# Fashion-MNIST package when it is missing. `--test` adds the test extras and headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+  echo "need root to run: $*" >&2; return 1; fi; }
+
+apt_packages=()
+dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || apt_packages+=(dataset-fashion-mnist)
+if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null; then apt_packages+=(chromium); fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+extras=""
+[ "$want_test" = 1 ] && extras="[test]"
+# torch==2.13.0 (pinned in pyproject.toml) is the CPU build; pip takes it from the local wheel cache here.
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >"$log" 2>&1; then
+  grep -v "^WARNING: Location" "$log" >&2; exit 1
+fi
+rm -f "$log"
+.venv/bin/python -c "import contrastkit, torch; print('contrastkit', contrastkit.__version__, '| torch', torch.__version__)"

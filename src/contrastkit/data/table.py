@@ -1,0 +1,513 @@
+"""Tables: CSV / Parquet files → DataSplits, and the built-in `shuttle` anomaly-detection benchmark.
+
+What a table becomes
+--------------------
+`Dataset.x` is float32 (N, F): the standardised numeric columns first, then one column per categorical
+feature holding its integer code as a float. Everything the encoder, the views and later data need to repeat
+the preprocessing is fitted on the TRAINING split only and stored in `info.extra` as plain Python values
+(lists, floats, strings), so it can be written with the run as YAML/JSON and applied to new data with
+`TableSchema.from_extra(info.extra).transform(frame)`:
+
+    columns              feature names in the order of x's columns
+    numeric_columns      names of the numeric features            (x[:, numeric_index])
+    categorical_columns  names of the categorical features        (x[:, categorical_index])
+    numeric_index / categorical_index   column positions in x
+    mean / std           per numeric column, of the training split (ddof=0)
+    vocab                {column: [category, ...]} of the training split; code k ↔ vocab[k]
+    cardinalities        len(vocab) + 1 per categorical column: code len(vocab) is reserved for a category
+                         never seen in training (and for masked values); embeddings are sized by it
+    impute               {column: value} fitted on training (median / most frequent), only with impute=True
+    dropped_columns      constant or all-missing columns removed with drop_constant=True
+
+Column types are inferred from the training file: numeric dtypes are numeric; text columns whose values mostly
+(≥ 50 % of the non-missing ones) parse as numbers are numeric too — then any value that does not parse is an
+ERROR naming the column and its first bad row (never a silent switch to categorical); other text and boolean
+columns are categorical. `categorical_columns: [a, b]` forces columns to be categorical (e.g. port numbers).
+
+Settings (cfg keys)
+-------------------
+label_column    column with the labels; removed from the features, only used for evaluation (Dataset.y)
+anomaly_label   value (or list of values) of label_column that marks the anomalous class: y becomes 0 normal /
+                1 anomaly; the original class names go to info.extra["classes"] and each TEST row's original
+                class id to `splits.test.info.extra["class_ids"]` (the test split carries its own DataInfo with
+                that one extra key, so the training info stays small) for per-class AUROC.
+                Training then keeps NORMAL rows only: the normal rows are split by test_fraction and every
+                anomalous row goes to the test split; with a separate test_data file the anomalous rows of the
+                training file are dropped (counted in info.extra["dropped_train_anomalies"]).
+normal_label    alternative to anomaly_label: value(s) marking the normal class; every other value is anomalous
+test_fraction   fraction of rows (of the normal rows with anomaly_label) held out for evaluation; default 0.2,
+                seeded by `seed` (default 0)
+test_data       path of a separate evaluation file with the same columns (test_fraction is then ignored)
+impute          False (default): NaN / inf / missing is an error. True: median (numeric) / most frequent
+                (categorical) of the training split fills them, in both splits
+drop_constant   False (default): a constant or all-missing training column is an error. True: drop it
+drop_columns    columns to remove before anything else (ids, timestamps, addresses)
+categorical_columns  columns to treat as categorical whatever their type
+
+Shuttle
+-------
+`shuttle` is the ODDS version of Statlog Shuttle shipped inside `river` (49,097 rows, 9 integer features,
+`anomaly` 0/1, 3,511 anomalies). Split: a seeded (cfg `seed`) 60/40 split of the 45,586 NORMAL rows; training
+gets the 60 % (27,351 rows) and only those; the test split holds the other 40 % of the normal rows plus ALL
+3,511 anomalies (21,746 rows, 16.1 % anomalies). The fraction is fixed (cfg `test_fraction` is not used) so
+published numbers stay comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import ContrastkitError
+from . import register_source, register_suffix
+from .base import DataInfo, DataSplits, Dataset
+
+__all__ = ["TableSchema", "load_table", "load_shuttle", "table_splits", "read_table"]
+
+NUMERIC_FRACTION = 0.5  # a text column is numeric when at least this share of its non-missing values parse
+SHUTTLE_TEST_FRACTION = 0.4
+
+
+# ------------------------------------------------------------------------------------------------- reading
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a .csv, .csv.gz or .parquet file into a DataFrame; unreadable files raise ContrastkitError."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ContrastkitError(f"table file {str(path)!r} does not exist; check the path")
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            df = pd.read_parquet(path)
+        elif name.endswith(".csv") or name.endswith(".csv.gz"):
+            df = pd.read_csv(path, skipinitialspace=True)
+        else:
+            raise ContrastkitError(f"{str(path)!r}: unsupported table file type; use .csv, .csv.gz or .parquet")
+    except ContrastkitError:
+        raise
+    except Exception as e:  # pandas / pyarrow parse errors, bad gzip, ...
+        raise ContrastkitError(f"cannot read table {str(path)!r}: {e}") from e
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise ContrastkitError(f"table {str(path)!r} is empty ({df.shape[0]} rows, {df.shape[1]} columns)")
+    df.columns = [str(c).strip() for c in df.columns]
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise ContrastkitError(f"table {str(path)!r} has duplicate column name(s) {dup}; rename them")
+    return df
+
+
+def _where(source: str, row: int, is_csv: bool) -> str:
+    return f"row {row} (file line {row + 2})" if is_csv else f"row {row}"
+
+
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or isinstance(col.dtype, pd.StringDtype) or isinstance(col.dtype, pd.CategoricalDtype)
+
+
+def _infer_kind(col: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(col):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(col):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
+        return "datetime"
+    values = col.dropna()
+    if len(values) == 0:
+        return "numeric"  # all missing: reported by the constant / all-missing check
+    parsed = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+    return "numeric" if float(parsed.notna().mean()) >= NUMERIC_FRACTION else "categorical"
+
+
+class _Frame:
+    """One file's features after type checks: float64 numerics (NaN/inf kept) and str categoricals (None)."""
+
+    def __init__(self, numeric: dict[str, np.ndarray], categorical: dict[str, np.ndarray], n: int):
+        self.numeric, self.categorical, self.n = numeric, categorical, n
+
+    def take(self, rows: np.ndarray) -> "_Frame":
+        return _Frame({k: v[rows] for k, v in self.numeric.items()},
+                      {k: v[rows] for k, v in self.categorical.items()}, len(rows))
+
+
+def _parse(df: pd.DataFrame, kinds: dict[str, str], source: str, is_csv: bool) -> _Frame:
+    """Convert each column to its kind; a value that cannot be a number in a numeric column is an error."""
+    numeric, categorical = {}, {}
+    for name, kind in kinds.items():
+        col = df[name]
+        if kind == "numeric":
+            if pd.api.types.is_bool_dtype(col):
+                numeric[name] = col.to_numpy(dtype=np.float64)
+                continue
+            if pd.api.types.is_numeric_dtype(col):
+                numeric[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                continue
+            text = col.astype("string").str.strip()
+            parsed = pd.to_numeric(text, errors="coerce")
+            bad = (col.notna() & parsed.isna()).to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                share = float(parsed.notna().sum()) / max(1, int(col.notna().sum()))
+                raise ContrastkitError(
+                    f"{source}: column {name!r} is numeric ({share:.0%} of its values are numbers) but "
+                    f"{_where(source, row, is_csv)} holds {str(col.iloc[row])!r} ({int(bad.sum())} such value(s)); "
+                    f"fix or remove those values, or list the column in categorical_columns to treat it as a category"
+                )
+            numeric[name] = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = col.to_numpy(dtype=object)
+            missing = pd.isna(col).to_numpy()
+            out = np.array([None if m else str(v).strip() for v, m in zip(values, missing)], dtype=object)
+            categorical[name] = out
+    return _Frame(numeric, categorical, len(df))
+
+
+def _check_missing(frame: _Frame, source: str, is_csv: bool) -> None:
+    """Without impute, NaN / inf (numeric) and missing values (categorical) are errors naming the first row."""
+    for name, v in frame.numeric.items():
+        bad = ~np.isfinite(v)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            what = "NaN (missing)" if np.isnan(v[row]) else ("inf" if v[row] > 0 else "-inf")
+            raise ContrastkitError(
+                f"{source}: column {name!r} has {int(bad.sum())} missing or infinite value(s), the first at "
+                f"{_where(source, row, is_csv)} ({what}); fill or remove them, or set impute: true to replace them "
+                f"with the training median"
+            )
+    for name, v in frame.categorical.items():
+        bad = np.array([x is None for x in v], dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ContrastkitError(
+                f"{source}: categorical column {name!r} has {int(bad.sum())} missing value(s), the first at "
+                f"{_where(source, row, is_csv)}; fill or remove them, or set impute: true to use the most frequent "
+                f"training category"
+            )
+
+
+# ------------------------------------------------------------------------------------------------- schema
+@dataclasses.dataclass
+class TableSchema:
+    """Preprocessing fitted on the training split; `transform` applies it to any frame with the same columns."""
+
+    numeric_columns: list[str]
+    categorical_columns: list[str]
+    mean: list[float]
+    std: list[float]
+    vocab: dict[str, list[str]]
+    impute: dict[str, Any]
+    dropped_columns: list[str]
+
+    @classmethod
+    def fit(cls, frame: _Frame, impute: bool, drop_constant: bool, source: str) -> "TableSchema":
+        numeric_cols, cat_cols, dropped = [], [], []
+        mean, std, vocab, fill = [], [], {}, {}
+        fix = "remove the column, or set drop_constant: true to drop constant and all-missing columns"
+        for name, v in frame.numeric.items():
+            finite = v[np.isfinite(v)]
+            if finite.size == 0 or np.all(finite == finite[0]):
+                if drop_constant:
+                    dropped.append(name)
+                    continue
+                what = "all-missing" if finite.size == 0 else f"constant (every value is {finite[0]:g})"
+                raise ContrastkitError(f"{source}: column {name!r} is {what} in the training split, so it "
+                                       f"carries no information and cannot be standardised; {fix}")
+            if impute:
+                fill[name] = float(np.median(finite))
+            numeric_cols.append(name)
+            mean.append(float(finite.mean()))
+            std.append(float(finite.std()))
+        for name, v in frame.categorical.items():
+            present = [x for x in v if x is not None]
+            uniq, counts = np.unique(np.array(present, dtype=object).astype(str), return_counts=True) if present \
+                else (np.array([]), np.array([]))
+            if len(uniq) <= 1:
+                if drop_constant:
+                    dropped.append(name)
+                    continue
+                what = "all-missing" if len(uniq) == 0 else f"constant (every value is {uniq[0]!r})"
+                raise ContrastkitError(f"{source}: column {name!r} is {what} in the training split; {fix}")
+            if impute:
+                fill[name] = str(uniq[int(np.argmax(counts))])  # ties → first in sorted order
+            cat_cols.append(name)
+            vocab[name] = [str(u) for u in uniq]
+        if not numeric_cols and not cat_cols:
+            raise ContrastkitError(f"{source}: no feature columns left (dropped: {dropped}); the table needs at "
+                                   f"least one non-constant column besides the label")
+        return cls(numeric_cols, cat_cols, mean, std, vocab, fill, dropped)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.numeric_columns + self.categorical_columns
+
+    def transform(self, frame: _Frame) -> np.ndarray:
+        """float32 (N, F): standardised numerics, then category codes (unknown → len(vocab))."""
+        out = np.empty((frame.n, len(self.columns)), dtype=np.float32)
+        for j, name in enumerate(self.numeric_columns):
+            v = frame.numeric[name].copy()
+            if name in self.impute:
+                v[~np.isfinite(v)] = self.impute[name]
+            out[:, j] = (v - self.mean[j]) / self.std[j]
+        base = len(self.numeric_columns)
+        for j, name in enumerate(self.categorical_columns):
+            lookup = {c: k for k, c in enumerate(self.vocab[name])}
+            unknown = len(self.vocab[name])
+            fill = self.impute.get(name)
+            out[:, base + j] = [lookup.get(fill if x is None else x, unknown) for x in frame.categorical[name]]
+        return out
+
+    def to_extra(self) -> dict[str, Any]:
+        n = len(self.numeric_columns)
+        return {
+            "columns": self.columns,
+            "numeric_columns": list(self.numeric_columns),
+            "categorical_columns": list(self.categorical_columns),
+            "numeric_index": list(range(n)),
+            "categorical_index": list(range(n, n + len(self.categorical_columns))),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "vocab": {k: list(v) for k, v in self.vocab.items()},
+            "cardinalities": [len(self.vocab[c]) + 1 for c in self.categorical_columns],
+            "impute": dict(self.impute),
+            "dropped_columns": list(self.dropped_columns),
+        }
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> "TableSchema":
+        return cls(list(extra["numeric_columns"]), list(extra["categorical_columns"]), list(extra["mean"]),
+                   list(extra["std"]), {k: list(v) for k, v in extra["vocab"].items()}, dict(extra.get("impute", {})),
+                   list(extra.get("dropped_columns", [])))
+
+    def transform_frame(self, df: pd.DataFrame, source: str = "data") -> np.ndarray:
+        """Apply to a new DataFrame (same feature columns; extra columns are ignored)."""
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise ContrastkitError(f"{source}: missing column(s) {missing} that the model was trained with")
+        kinds = {c: "numeric" for c in self.numeric_columns} | {c: "categorical" for c in self.categorical_columns}
+        frame = _parse(df, kinds, source, is_csv=False)
+        if not self.impute:
+            _check_missing(frame, source, is_csv=False)
+        return self.transform(frame)
+
+
+# ------------------------------------------------------------------------------------------------- labels
+def _as_list(v: Any) -> list:
+    return list(v) if isinstance(v, (list, tuple, set)) else [v]
+
+
+def _label_matches(labels: pd.Series, targets: Sequence[Any]) -> np.ndarray:
+    """Rows whose label equals any target, comparing as text and, when both parse, as numbers (1 == '1.0')."""
+    text = labels.astype(str).str.strip().to_numpy()
+    num = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.zeros(len(labels), dtype=bool)
+    for t in targets:
+        out |= text == str(t).strip()
+        try:
+            tf = float(t)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(tf):
+            out |= num == tf
+    return out
+
+
+def _class_names(labels: list[pd.Series]) -> list[str]:
+    values = sorted({str(v).strip() for s in labels for v in s.tolist()})
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return values
+
+
+# ------------------------------------------------------------------------------------------------- splits
+def table_splits(
+    train_df: pd.DataFrame,
+    cfg: dict[str, Any],
+    *,
+    name: str,
+    test_df: Optional[pd.DataFrame] = None,
+    train_source: str = "training data",
+    test_source: str = "test data",
+    csv: tuple[bool, bool] = (False, False),
+) -> DataSplits:
+    """The whole table pipeline on DataFrames (the file loaders and `shuttle` call this)."""
+    seed = int(cfg.get("seed") or 0)
+    impute, drop_constant = bool(cfg.get("impute", False)), bool(cfg.get("drop_constant", False))
+    label = cfg.get("label_column")
+    anomaly_label, normal_label = cfg.get("anomaly_label"), cfg.get("normal_label")
+    if anomaly_label is not None and normal_label is not None:
+        raise ContrastkitError("set either anomaly_label or normal_label, not both")
+    anomaly_mode = anomaly_label is not None or normal_label is not None
+    if anomaly_mode and label is None:
+        raise ContrastkitError(f"{'anomaly_label' if anomaly_label is not None else 'normal_label'} needs "
+                               f"label_column: the name of the column that holds the labels")
+
+    # columns to drop, and the same columns on both sides
+    for c in _as_list(cfg.get("drop_columns") or []):
+        if c not in train_df.columns:
+            raise ContrastkitError(f"{train_source}: drop_columns names {c!r}, which is not a column; "
+                                   f"columns: {list(train_df.columns)}")
+        train_df = train_df.drop(columns=[c])
+        if test_df is not None and c in test_df.columns:
+            test_df = test_df.drop(columns=[c])
+    if test_df is not None:
+        only_train = [c for c in train_df.columns if c not in test_df.columns]
+        only_test = [c for c in test_df.columns if c not in train_df.columns]
+        if only_train or only_test:
+            parts = []
+            if only_train:
+                parts.append(f"column(s) {only_train} are in {train_source} but missing from {test_source}")
+            if only_test:
+                parts.append(f"column(s) {only_test} are in {test_source} but not in {train_source}")
+            raise ContrastkitError("training and evaluation data must have the same columns: " + "; ".join(parts))
+        test_df = test_df[list(train_df.columns)]
+    if label is not None and label not in train_df.columns:
+        raise ContrastkitError(f"{train_source}: label_column {label!r} is not a column; "
+                               f"columns: {list(train_df.columns)}")
+
+    # feature kinds, inferred on the training file
+    forced = [str(c) for c in _as_list(cfg.get("categorical_columns") or [])]
+    for c in forced:
+        if c not in train_df.columns or c == label:
+            raise ContrastkitError(f"{train_source}: categorical_columns names {c!r}, which is not a feature column")
+    kinds = {}
+    for c in train_df.columns:
+        if c == label:
+            continue
+        kinds[c] = "categorical" if c in forced else _infer_kind(train_df[c])
+        if kinds[c] == "datetime":
+            raise ContrastkitError(f"{train_source}: column {c!r} holds dates/times; convert it to numbers "
+                                   f"(e.g. seconds) or list it in drop_columns")
+    if not kinds:
+        raise ContrastkitError(f"{train_source}: no feature columns besides the label column {label!r}")
+    train_frame = _parse(train_df, kinds, train_source, csv[0])
+    test_frame = None if test_df is None else _parse(test_df, kinds, test_source, csv[1])
+    if not impute:
+        _check_missing(train_frame, train_source, csv[0])
+        if test_frame is not None:
+            _check_missing(test_frame, test_source, csv[1])
+
+    # labels
+    extra: dict[str, Any] = {}
+    y_train = y_test = None
+    num_classes = None
+    if label is not None:
+        frames = [train_df[label]] + ([test_df[label]] if test_df is not None else [])
+        for s, src, is_csv in zip(frames, (train_source, test_source), csv):
+            miss = s.isna().to_numpy()
+            if miss.any():
+                row = int(np.flatnonzero(miss)[0])
+                raise ContrastkitError(f"{src}: label_column {label!r} is missing at {_where(src, row, is_csv)}; "
+                                       f"every row needs a label (or leave label_column unset)")
+        classes = _class_names(frames)
+        code = {c: k for k, c in enumerate(classes)}
+        class_ids = [np.array([code[str(v).strip()] for v in s.tolist()], dtype=np.int64) for s in frames]
+        extra.update(label_column=label, classes=classes)
+        if anomaly_mode:
+            targets = _as_list(anomaly_label if anomaly_label is not None else normal_label)
+            flags = [_label_matches(s, targets) for s in frames]
+            if normal_label is not None:
+                flags = [~f for f in flags]
+            n_anom = sum(int(f.sum()) for f in flags)
+            if anomaly_label is not None and n_anom == 0:
+                raise ContrastkitError(f"anomaly_label={anomaly_label!r} never occurs in label_column {label!r}; "
+                                       f"its values are {classes[:20]}")
+            if normal_label is not None and all(f.all() for f in flags):
+                raise ContrastkitError(f"normal_label={normal_label!r} never occurs in label_column {label!r}; "
+                                       f"its values are {classes[:20]}")
+            extra.update(anomaly_label=anomaly_label, normal_label=normal_label,
+                         anomaly_classes=[c for c in classes if _label_matches(pd.Series([c]), targets)[0]
+                                          != (normal_label is not None)])
+            y_all = [f.astype(np.int64) for f in flags]
+            num_classes = 2
+        else:
+            y_all = class_ids
+            num_classes = len(classes)
+
+    # split
+    if test_frame is None:
+        fraction = float(cfg.get("test_fraction", 0.2) if cfg.get("test_fraction") is not None else 0.2)
+        if not 0.0 < fraction < 1.0:
+            raise ContrastkitError(f"test_fraction={fraction} must be between 0 and 1 (e.g. 0.2), "
+                                   f"or pass a separate evaluation file as test_data")
+        rng = np.random.default_rng(seed)
+        n = train_frame.n
+        if anomaly_mode:
+            normal_rows = np.flatnonzero(y_all[0] == 0)
+            anomalous = np.flatnonzero(y_all[0] == 1)
+        else:
+            normal_rows, anomalous = np.arange(n), np.array([], dtype=np.int64)
+        perm = rng.permutation(normal_rows)
+        n_test = int(round(fraction * len(perm)))
+        if n_test == 0 or n_test == len(perm):
+            raise ContrastkitError(f"test_fraction={fraction} leaves an empty split of {len(perm)} "
+                                   f"{'normal ' if anomaly_mode else ''}rows; use more rows or another fraction")
+        train_rows = np.sort(perm[n_test:])
+        test_rows = np.sort(np.concatenate([perm[:n_test], anomalous]))
+        test_frame = train_frame.take(test_rows)
+        train_frame = train_frame.take(train_rows)
+        if label is not None:
+            y_test_raw, cls_test = y_all[0][test_rows], class_ids[0][test_rows]
+            y_train_raw = y_all[0][train_rows]
+        extra["split"] = {"test_fraction": fraction, "seed": seed,
+                          "rule": "seeded split of the normal rows; every anomaly in test" if anomaly_mode
+                          else "seeded random split"}
+    else:
+        if label is not None:
+            y_train_raw, y_test_raw, cls_test = y_all[0], y_all[1], class_ids[1]
+            if anomaly_mode:
+                keep = np.flatnonzero(y_train_raw == 0)
+                extra["dropped_train_anomalies"] = int(train_frame.n - len(keep))
+                train_frame, y_train_raw = train_frame.take(keep), y_train_raw[keep]
+        extra["split"] = {"rule": "separate test_data file"}
+    if train_frame.n < 2:
+        raise ContrastkitError(f"{train_source}: only {train_frame.n} training row(s) left; need at least 2")
+
+    schema = TableSchema.fit(train_frame, impute, drop_constant, train_source)
+    x_train = torch.from_numpy(schema.transform(train_frame))
+    x_test = torch.from_numpy(schema.transform(test_frame))
+    extra = {**schema.to_extra(), **extra, "n_train": int(train_frame.n), "n_test": int(test_frame.n)}
+    info = DataInfo(name=name, kind="table", shape=(x_train.shape[1],), num_classes=num_classes, extra=extra)
+    test_info = info
+    if label is not None:
+        y_train, y_test = torch.from_numpy(y_train_raw), torch.from_numpy(y_test_raw)
+        if anomaly_mode:
+            test_info = dataclasses.replace(info, extra={**extra, "class_ids": cls_test.tolist()})
+    return DataSplits(Dataset(x_train, y_train, info), Dataset(x_test, y_test, test_info))
+
+
+# ------------------------------------------------------------------------------------------------- sources
+@register_suffix(".csv", ".parquet", ".csv.gz")
+def load_table(path: str | Path, cfg: dict[str, Any]) -> DataSplits:
+    """A CSV / Parquet file (and optionally cfg["test_data"] for evaluation) → DataSplits. See module doc."""
+    path = Path(path).expanduser()
+    train_df = read_table(path)
+    test_df, test_source, test_csv = None, "test data", False
+    if cfg.get("test_data"):
+        tpath = Path(cfg["test_data"]).expanduser()
+        test_df, test_source = read_table(tpath), f"test_data {str(tpath)!r}"
+        test_csv = not tpath.name.lower().endswith(".parquet")
+    name = path.name.split(".")[0] or "table"
+    return table_splits(train_df, cfg, name=name, test_df=test_df, train_source=f"{str(path)!r}",
+                        test_source=test_source, csv=(not path.name.lower().endswith(".parquet"), test_csv))
+
+
+def shuttle_path() -> Path:
+    try:
+        from river import datasets
+    except ImportError as e:  # pragma: no cover - river is a dependency of the tabular extra
+        raise ContrastkitError("the shuttle data set ships with the `river` package: pip install river") from e
+    return Path(datasets.Shuttle().path)
+
+
+@register_source("shuttle")
+def load_shuttle(cfg: dict[str, Any]) -> DataSplits:
+    """ODDS Shuttle from river: train on 60 % of the normal rows, test on the rest + all anomalies (module doc)."""
+    df = read_table(shuttle_path())
+    sub = {"label_column": "anomaly", "anomaly_label": 1, "test_fraction": SHUTTLE_TEST_FRACTION,
+           "seed": cfg.get("seed", 0), "impute": False, "drop_constant": False}
+    return table_splits(df, sub, name="shuttle", train_source="shuttle", csv=(True, False))

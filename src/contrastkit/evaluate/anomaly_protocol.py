@@ -1,0 +1,148 @@
+"""Anomaly-detection protocol: the trained encoder next to baselines, same split, same run (METHODS §14, §18).
+
+`anomaly_protocol(encoder, preprocess, splits, ...)` scores every test row, fitting only on the NORMAL training
+rows (train rows with y == 0 when the training split has labels, else all of them), and returns one row per
+(model, scorer) with AUROC and AUPR (anomaly = positive class, scikit-learn's roc_auc_score /
+average_precision_score) and the seconds it took:
+
+    <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows (CLAN's score)
+    <method>      knn-k      1 − mean cosine similarity to the k nearest normal training embeddings
+    random init   centroid / knn-k   the same, for a freshly initialised encoder of the same architecture
+    isolation forest  iforest        sklearn IsolationForest(n_estimators=100, random_state=seed) on the table x
+    raw features  knn-k      mean Euclidean distance to the k nearest normal training rows of the table x
+
+"table x" is `Dataset.x` as loaded: standardised numerics (training mean/std) and categorical codes.
+With per-row anomaly classes in `splits.test.info.extra["class_ids"]` and more than one anomaly class, each row
+also gets `balanced_auroc`: the mean over anomaly classes of AUROC(normal vs that class) (CLAN's metric).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+from torch import nn
+
+from ..data.base import DataSplits
+from ..errors import ContrastkitError
+from .anomaly import anomaly_score_values, per_class_auroc
+from .embed import embed
+
+__all__ = ["anomaly_protocol", "knn_distance_scores", "format_anomaly_table"]
+
+
+@torch.no_grad()
+def knn_distance_scores(train: torch.Tensor, test: torch.Tensor, k: int = 5, chunk: int = 1024) -> np.ndarray:
+    """Mean Euclidean distance of each test row to its k nearest training rows (higher = more anomalous)."""
+    train, test = train.float(), test.float()
+    k = min(int(k), train.shape[0])
+    out = np.empty(test.shape[0], dtype=np.float64)
+    for s in range(0, test.shape[0], chunk):
+        d = torch.cdist(test[s : s + chunk], train)
+        out[s : s + chunk] = d.topk(k, dim=1, largest=False).values.mean(1).double().numpy()
+    return out
+
+
+def _metrics(scores: np.ndarray, is_anomaly: np.ndarray, classes: Optional[np.ndarray]) -> dict[str, float]:
+    out = {"auroc": float(roc_auc_score(is_anomaly, scores)), "aupr": float(average_precision_score(is_anomaly, scores))}
+    if classes is not None:
+        per = per_class_auroc(scores, is_anomaly, classes)
+        out["balanced_auroc"] = float(np.mean(list(per.values())))
+    return out
+
+
+def anomaly_protocol(
+    encoder: nn.Module,
+    preprocess: Optional[Callable[[torch.Tensor], torch.Tensor]],
+    splits: DataSplits,
+    method_name: Optional[str] = None,
+    seed: int = 0,
+    random_encoder: Optional[Callable[[], nn.Module]] = None,
+    k: int = 5,
+    baselines: bool = True,
+    device: Optional[torch.device | str] = None,
+) -> list[dict[str, Any]]:
+    """Rows {"model", "scorer", "auroc", "aupr", "seconds"[, "balanced_auroc"]}; see the module docstring.
+
+    `random_encoder`: a factory returning a fresh, untrained encoder of the same architecture; it is called with
+    the global RNG seeded to `seed` (and the RNG state restored afterwards). Omit it to skip that baseline.
+    `baselines=False` keeps only the encoder's own rows.
+    """
+    test_y = splits.test.y
+    if test_y is None:
+        raise ContrastkitError("anomaly_protocol needs test labels (0 normal / 1 anomaly); load the table with "
+                               "label_column and anomaly_label set")
+    is_anomaly = test_y.detach().cpu().numpy().astype(np.int64)
+    if not set(np.unique(is_anomaly).tolist()) == {0, 1}:
+        raise ContrastkitError(f"anomaly_protocol needs test labels 0 (normal) and 1 (anomaly), both present; got "
+                               f"values {sorted(set(np.unique(is_anomaly).tolist()))[:10]}; set anomaly_label "
+                               f"when loading the table")
+    train_x = splits.train.x
+    if splits.train.y is not None:
+        train_x = train_x[splits.train.y.to(train_x.device) == 0]
+    if train_x.shape[0] == 0:
+        raise ContrastkitError("anomaly_protocol: the training split has no normal rows (y == 0) to fit on")
+    classes = None
+    cls = (splits.test.info.extra or {}).get("class_ids")
+    if cls is not None and len(cls) == len(is_anomaly):
+        cls = np.asarray(cls)
+        if len(np.unique(cls[is_anomaly == 1])) > 1:
+            classes = cls
+    kk = min(int(k), int(train_x.shape[0]))
+
+    rows: list[dict[str, Any]] = []
+
+    def score_encoder(name: str, enc: nn.Module) -> None:
+        t0 = time.perf_counter()
+        tr = embed(enc, train_x, preprocess, device=device)
+        te = embed(enc, splits.test.x, preprocess, device=device)
+        t_embed = time.perf_counter() - t0
+        for scorer, kwargs in (("centroid", {}), (f"knn-{kk}", {"k": kk})):
+            t1 = time.perf_counter()
+            s = anomaly_score_values(tr, te, scorer="centroid" if scorer == "centroid" else "knn", **kwargs)
+            rows.append({"model": name, "scorer": scorer, **_metrics(s, is_anomaly, classes),
+                         "seconds": t_embed + time.perf_counter() - t1})
+
+    score_encoder(method_name or "encoder", encoder)
+    if not baselines:
+        return rows
+    if random_encoder is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            fresh = random_encoder()
+        p = next(iter(encoder.parameters()), None)
+        if p is not None:
+            fresh = fresh.to(p.device)
+        score_encoder("random init", fresh)
+
+    x_tr = train_x.detach().float().cpu().flatten(1)
+    x_te = splits.test.x.detach().float().cpu().flatten(1)
+    from sklearn.ensemble import IsolationForest
+
+    t0 = time.perf_counter()
+    forest = IsolationForest(n_estimators=100, random_state=int(seed), n_jobs=1).fit(x_tr.numpy())
+    s = -forest.score_samples(x_te.numpy())  # score_samples: higher = more normal
+    rows.append({"model": "isolation forest", "scorer": "iforest", **_metrics(s, is_anomaly, classes),
+                 "seconds": time.perf_counter() - t0})
+    t0 = time.perf_counter()
+    s = knn_distance_scores(x_tr, x_te, k=kk)
+    rows.append({"model": "raw features", "scorer": f"knn-{kk}", **_metrics(s, is_anomaly, classes),
+                 "seconds": time.perf_counter() - t0})
+    return rows
+
+
+def format_anomaly_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of anomaly_protocol rows (AUROC/AUPR as fractions with 4 decimals)."""
+    cols = ["model", "scorer", "auroc", "aupr"] + (["balanced_auroc"] if any("balanced_auroc" in r for r in rows)
+                                                    else []) + ["seconds"]
+    cells = [[c for c in cols]]
+    for r in rows:
+        cells.append([f"{r[c]:.4f}" if c in ("auroc", "aupr", "balanced_auroc") and c in r
+                      else f"{r[c]:.1f}" if c == "seconds" else str(r.get(c, "")) for c in cols])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Back ends of `contrastkit evaluate`, `embed` and `report` on a finished run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import load_data
+from ..errors import ContrastkitError
+from ..run import load_encoder
+from ..views import create_preprocess
+from .embed import embed
+
+PROTOCOLS = ("knn", "linear", "cluster", "anomaly", "retrieval")
+
+
+def _open(run: Path, data: str | None):
+    encoder, info, cfg = load_encoder(run)
+    splits = load_data(data or str(cfg["data"]), cfg)
+    if tuple(splits.info.shape) != tuple(info.shape):
+        raise ContrastkitError(f"--data {data}: samples have shape {splits.info.shape}, the run's encoder "
+                               f"expects {info.shape}; evaluate on data of the same kind and size")
+    preprocess = create_preprocess(info)  # the training statistics, not the new data's
+    return encoder, info, cfg, splits, preprocess
+
+
+def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> list[dict[str, Any]]:
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad:
+        raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
+    encoder, info, cfg, splits, preprocess = _open(Path(run), data)
+    if "anomaly" in protocols:
+        from .anomaly_protocol import anomaly_protocol
+
+        rows = anomaly_protocol(encoder, preprocess, splits, seed=int(cfg.get("seed", 0)))
+        protocols = [p for p in protocols if p != "anomaly"]
+    else:
+        rows = []
+    if not protocols:
+        return rows
+    if splits.train.y is None or splits.test.y is None:
+        raise ContrastkitError(f"--protocol {','.join(protocols)} needs labels, and {splits.info.name} has none")
+    tr, te = embed(encoder, splits.train.x, preprocess), embed(encoder, splits.test.x, preprocess)
+    ytr, yte = splits.train.y, splits.test.y
+    if "knn" in protocols:
+        from .knn import knn_accuracies
+
+        t = float(cfg.get("knn_t", 0.1))
+        accs = knn_accuracies(tr, ytr, te, yte, ks=(20, 200), t=t)
+        rows += [{"metric": f"kNN k={k} t={t}", "value": accs[k]} for k in (200, 20)]
+    if "linear" in protocols:
+        from .linear import linear_probe
+
+        rows.append({"metric": "linear probe", "value": linear_probe(tr, ytr, te, yte)})
+    if "cluster" in protocols:
+        from .cluster import cluster_scores
+
+        rows += [{"metric": f"k-means {k}", "value": v} for k, v in cluster_scores(te, yte).items()]
+    if "retrieval" in protocols:
+        from .retrieval import map_at_r
+
+        rows.append({"metric": "MAP@R (test vs test)", "value": map_at_r(te, yte)})
+    return rows
+
+
+def embed_to_file(run: Path, data: str, out: Path, split: str = "test") -> int:
+    if split not in ("train", "test"):
+        raise ContrastkitError(f"--split {split!r}: use train or test")
+    encoder, info, cfg, splits, preprocess = _open(Path(run), data)
+    emb = embed(encoder, getattr(splits, split).x, preprocess).numpy()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        try:
+            import pandas as pd
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ContrastkitError("--out *.parquet needs pyarrow: pip install 'contrastkit[parquet]', or use .npy")
+        pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])]).to_parquet(out)
+    elif out.suffix == ".npy":
+        np.save(out, emb)
+    else:
+        raise ContrastkitError(f"--out {out}: use a .npy or .parquet file name")
+    return len(emb)
+
+
+def regenerate_report(run: Path) -> Path:
+    from ..api import write_run_report
+
+    run = Path(run)
+    encoder, info, cfg, splits, preprocess = _open(run, None)
+    rows = json.loads((run / "eval.json").read_text())["rows"] if (run / "eval.json").exists() else []
+    te = embed(encoder, splits.test.x, preprocess)
+    temps = run / "temperatures.npy"
+    return write_run_report(run, rows, te, splits.test.y, np.load(temps) if temps.exists() else None)
+
+
+__all__ = ["evaluate_run", "embed_to_file", "regenerate_report", "PROTOCOLS"]

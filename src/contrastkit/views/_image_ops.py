@@ -1,0 +1,319 @@
+"""Batched image ops with per-sample parameters, each following torchvision's definition of the same op.
+
+Every function works on a whole batch `x` of float images in [0, 1], shape (B, C, H, W), on any device, and
+takes its per-sample parameters as tensors of length B. Nothing here draws random numbers except
+`sample_crop_params`, which takes an explicit generator; `image.py` draws the rest.
+
+References (torchvision 0.2x, `transforms.RandomResizedCrop.get_params` and `transforms.functional_tensor`):
+crop sampling, antialiased bilinear resize (the PIL / `interpolate(antialias=True)` triangle filter), the four
+ColorJitter ops, rgb_to_grayscale, gaussian_blur and solarize.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale (ITU-R 601-2 luma)
+
+# Colour-jitter op codes, in torchvision ColorJitter's own numbering.
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
+_NONE = -1
+
+
+def _exact_float(device: torch.device) -> torch.dtype:
+    """float64 where the device has it (crop arithmetic mirrors torchvision's Python floats), else float32."""
+    return torch.float64 if device.type in ("cpu", "cuda") else torch.float32
+
+
+# --------------------------------------------------------------------------------------------------------
+# 1. Random resized crop
+# --------------------------------------------------------------------------------------------------------
+
+
+def center_crop_fallback(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """torchvision's fallback when 10 attempts fail: the whole image with its aspect ratio clamped to `ratio`."""
+    in_ratio = float(width) / float(height)
+    if in_ratio < min(ratio):
+        w = width
+        h = int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        h = height
+        w = int(round(h * max(ratio)))
+    else:
+        w, h = width, height
+    return h, w
+
+
+def crop_params_from_uniforms(
+    u_area: torch.Tensor,
+    u_log_ratio: torch.Tensor,
+    u_pos: torch.Tensor,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """torchvision's RandomResizedCrop sampler, all attempts of all samples at once.
+
+    u_area, u_log_ratio: (B, A) uniforms in [0, 1) for A attempts (torchvision: A = 10); u_pos: (B, 2)
+    uniforms for the crop's top and left. Per sample: area = H·W·U(scale), aspect = exp(U(log ratio)),
+    w = round(sqrt(area·aspect)), h = round(sqrt(area/aspect)); the first attempt with 0 < w ≤ W and
+    0 < h ≤ H wins, its top-left uniform over the valid positions; if none wins, a centred crop of the
+    whole image with the aspect ratio clamped to `ratio`. Returns top, left, h, w as int64 (B,) tensors.
+    """
+    dt = _exact_float(u_area.device)
+    area = float(height * width)
+    target = area * (scale[0] + (scale[1] - scale[0]) * u_area.to(dt))
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(lo + (hi - lo) * u_log_ratio.to(dt))
+    w = torch.round(torch.sqrt(target * aspect))  # round half to even, like Python's round()
+    h = torch.round(torch.sqrt(target / aspect))
+    ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = ok.to(torch.int32).argmax(dim=1, keepdim=True)  # index of the first valid attempt
+    found = ok.any(dim=1)
+    fh, fw = center_crop_fallback(height, width, ratio)
+    h = torch.where(found, h.gather(1, first).squeeze(1), torch.full_like(h[:, 0], fh)).long()
+    w = torch.where(found, w.gather(1, first).squeeze(1), torch.full_like(w[:, 0], fw)).long()
+    u_pos = u_pos.to(dt)
+    top_rand = torch.minimum(torch.floor(u_pos[:, 0] * (height - h + 1)).long(), height - h)
+    left_rand = torch.minimum(torch.floor(u_pos[:, 1] * (width - w + 1)).long(), width - w)
+    top = torch.where(found, top_rand, torch.div(height - h, 2, rounding_mode="floor"))
+    left = torch.where(found, left_rand, torch.div(width - w, 2, rounding_mode="floor"))
+    return top, left, h, w
+
+
+def sample_crop_params(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: Optional[torch.Generator],
+    device: torch.device,
+    attempts: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw n crops (top, left, h, w) from `generator` (on its own device), returned on `device`."""
+    gdev = generator.device if generator is not None else device
+    u = torch.rand(n, 2 * attempts + 2, generator=generator, device=gdev)
+    params = crop_params_from_uniforms(
+        u[:, :attempts], u[:, attempts : 2 * attempts], u[:, 2 * attempts :], height, width, scale, ratio
+    )
+    return tuple(p.to(device) for p in params)  # type: ignore[return-value]
+
+
+def resample_weights(start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:
+    """(B, out_size, in_size) matrices that crop [start, start+length) and resize it to out_size.
+
+    This is the antialiased bilinear filter of PIL's `Image.resize(BILINEAR)` and of
+    `F.interpolate(mode="bilinear", antialias=True, align_corners=False)`: output pixel o samples the crop at
+    centre c = start + (o + 0.5)·length/out_size with a triangle filter whose support is stretched by the
+    downscale factor max(length/out_size, 1); weights outside the crop are dropped and each row renormalised.
+    """
+    dt = torch.float32
+    dev = start.device
+    start_f = start.to(dt)
+    length_f = length.to(dt)
+    scale = length_f / out_size
+    support = scale.clamp(min=1.0)
+    o = torch.arange(out_size, device=dev, dtype=dt) + 0.5
+    center = start_f[:, None] + o * scale[:, None]  # (B, out)
+    idx = torch.arange(in_size, device=dev)
+    dist = (idx.to(dt) + 0.5 - center[:, :, None]).abs_() / support[:, None, None]
+    w = (1.0 - dist).clamp_(min=0.0)
+    inside = (idx >= start[:, None]) & (idx < (start + length)[:, None])  # (B, in)
+    w = w * inside[:, None, :]
+    return w / w.sum(dim=-1, keepdim=True)
+
+
+def resized_crop(
+    x: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    h: torch.Tensor,
+    w: torch.Tensor,
+    size: int,
+    flip: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Crop each sample to (top, left, h, w), resize antialiased to size×size, and mirror where `flip`.
+
+    out = Wy · x · Wxᵀ with per-sample separable resampling matrices (a horizontal flip reverses Wx's rows).
+    `x` is any float (B, C, H, W); values keep their scale.
+    """
+    _, _, height, width = x.shape
+    wy = resample_weights(top, h, height, size)
+    wx = resample_weights(left, w, width, size)
+    if flip is not None:
+        wx = torch.where(flip[:, None, None], wx.flip(1), wx)
+    # Contract the larger input side first; both orders give the same result.
+    if width >= height:
+        return torch.matmul(wy[:, None], torch.matmul(x, wx.transpose(1, 2)[:, None]))
+    return torch.matmul(torch.matmul(wy[:, None], x), wx.transpose(1, 2)[:, None])
+
+
+# --------------------------------------------------------------------------------------------------------
+# 2. Colour ops (torchvision functional_tensor definitions on float images in [0, 1])
+# --------------------------------------------------------------------------------------------------------
+
+
+def rgb_to_grayscale(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) → (B, 1, H, W) luma; a 1-channel image is returned as is."""
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(dim=1)
+    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(1)
+
+
+def _col(v: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, 1, 1, 1)
+
+
+def blend(img: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """torchvision `_blend`: clamp(factor·img + (1 − factor)·other, 0, 1), per-sample factor (B,).
+
+    Uses `torch.lerp`, which returns `img` exactly when factor == 1 (so an un-jittered sample is untouched).
+    """
+    return torch.lerp(other, img, _col(factor).to(img.dtype)).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return blend(x, torch.zeros_like(x[:, :1, :1, :1]), factor)
+
+
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    mean = rgb_to_grayscale(x).mean(dim=(-3, -2, -1), keepdim=True)
+    return blend(x, mean, factor)
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 1:
+        return x
+    return blend(x, rgb_to_grayscale(x), factor)
+
+
+_HUE_CHANNEL_OFFSETS = (5.0, 3.0, 1.0)  # R, G, B in the HSV→RGB "k = (n + 6h) mod 6" form
+
+
+def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """torchvision adjust_hue: RGB→HSV, h ← (h + shift) mod 1, HSV→RGB; per-sample shift (B,) in [−0.5, 0.5].
+
+    Computed without materialising HSV: with M = max, m = min, chroma c = M − m and hue sector
+    h6 ∈ [0, 6), channel n of the result is M − c·clamp(min(k, 4 − k), 0, 1), k = (n + h6') mod 6 — the same
+    piecewise-linear map as torchvision's `_hsv2rgb(_rgb2hsv(x))` (v = M, v·s = c), to float rounding.
+    """
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(dim=1)
+    maxc = x.amax(dim=1)
+    minc = x.amin(dim=1)
+    chroma = maxc - minc
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    offset = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
+    h6 = offset + num / safe + 6.0 * shift.to(x.dtype).view(-1, 1, 1)
+    offsets = torch.tensor(_HUE_CHANNEL_OFFSETS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(h6.unsqueeze(1) + offsets, 6.0)
+    f = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return torch.addcmul(maxc.unsqueeze(1), chroma.unsqueeze(1), f, value=-1.0)
+
+
+def _blend_stage(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """One position of the jitter order: each sample applies brightness, contrast, saturation or nothing."""
+    gray = rgb_to_grayscale(x)
+    mean = gray.mean(dim=(-2, -1), keepdim=True)
+    opc = op.view(-1, 1, 1, 1)
+    other = torch.where(opc == SATURATION, gray, torch.where(opc == CONTRAST, mean, torch.zeros_like(mean)))
+    factor = torch.where(op == _NONE, torch.ones_like(factor), factor)
+    return blend(x, other, factor)
+
+
+def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, active: Optional[torch.Tensor] = None,
+                 use_hue: bool = True) -> torch.Tensor:
+    """torchvision ColorJitter with per-sample factors and per-sample op order, for the whole batch.
+
+    factors: (B, 4) brightness, contrast, saturation factors and hue shift; order: (B, 4) a permutation of
+    0..3 per sample (ops applied left to right, like `ColorJitter`'s `fn_idx`); active: (B,) bool, samples
+    where False are returned unchanged (RandomApply). 1-channel images apply brightness and contrast only.
+
+    Hue (the costly op) is computed once per batch: each sample's order is split into the blend ops before
+    its hue and those after, so the batch runs (k−1) blend stages, hue, (k−1) blend stages for k ops, where
+    a sample whose order has nothing at a stage leaves it unchanged (factor 1 is an exact no-op).
+    """
+    n = x.shape[0]
+    ops = [BRIGHTNESS, CONTRAST]
+    if x.shape[1] == 3:
+        ops.append(SATURATION)
+        if use_hue:
+            ops.append(HUE)
+    if active is None:
+        active = torch.ones(n, dtype=torch.bool, device=x.device)
+    pos = torch.argsort(order, dim=1)  # pos[b, op] = position of op in sample b's order
+    ops_t = torch.tensor(ops, device=x.device)
+    sub = ops_t[torch.argsort(pos[:, ops_t], dim=1)]  # (B, k) the used ops in application order
+    k = len(ops)
+    none = torch.full((n,), _NONE, device=x.device, dtype=sub.dtype)
+    if HUE not in ops:
+        stages = [sub[:, s] for s in range(k)]
+        hue_at = None
+    else:
+        hpos = (sub == HUE).to(torch.int32).argmax(dim=1)
+        before = [torch.where(s < hpos, sub[:, s], none) for s in range(k - 1)]
+        after_idx = [hpos + 1 + s for s in range(k - 1)]
+        after = [torch.where(i < k, sub.gather(1, i.clamp(max=k - 1)[:, None]).squeeze(1), none) for i in after_idx]
+        stages = before + [None] + after
+        hue_at = k - 1
+    out = x
+    for s, op in enumerate(stages):
+        if s == hue_at:
+            shifted = adjust_hue(out, factors[:, HUE])
+            out = torch.where(_col(active & (factors[:, HUE] != 0)), shifted, out)
+            continue
+        op = torch.where(active, op, none)
+        f = factors.gather(1, op.clamp(min=0)[:, None]).squeeze(1)
+        out = _blend_stage(out, op, f)
+    return out
+
+
+def random_grayscale(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Replace masked samples by their luma on all channels (torchvision RandomGrayscale)."""
+    if x.shape[1] == 1:
+        return x
+    return torch.where(_col(mask), rgb_to_grayscale(x).expand_as(x), x)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 3. Blur and solarize
+# --------------------------------------------------------------------------------------------------------
+
+
+def gaussian_kernel1d(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """(B, k) normalised Gaussian taps, torchvision `_get_gaussian_kernel1d` with a per-sample sigma."""
+    half = (kernel_size - 1) * 0.5
+    t = torch.linspace(-half, half, kernel_size, device=sigma.device, dtype=torch.float32)
+    pdf = torch.exp(-0.5 * (t / sigma.to(torch.float32)[:, None]).pow(2))
+    return pdf / pdf.sum(dim=1, keepdim=True)
+
+
+def gaussian_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable per-sample blur with reflect padding (torchvision gaussian_blur); kernel: (B, k), k odd.
+
+    A one-hot kernel (a single 1 at the centre) leaves its sample exactly unchanged.
+    """
+    n, c, height, width = x.shape
+    k = kernel.shape[1]
+    p = k // 2
+    xp = F.pad(x, (p, p, p, p), mode="reflect")
+    taps = kernel.to(x.dtype).repeat_interleave(c, dim=0)  # (B·C, k)
+    y = F.conv2d(xp.reshape(1, n * c, height + 2 * p, width + 2 * p), taps.view(n * c, 1, k, 1), groups=n * c)
+    y = F.conv2d(y, taps.view(n * c, 1, 1, k), groups=n * c)
+    return y.view(n, c, height, width)
+
+
+def solarize(x: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """torchvision solarize on masked samples: pixels ≥ threshold become 1 − pixel."""
+    return torch.where(_col(mask) & (x >= threshold), 1.0 - x, x)

@@ -1,0 +1,55 @@
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-c", "from contrastkit.cli import main; main()", *args],
+                          capture_output=True, text=True, **kw)
+
+
+def test_methods_lists_every_registered_method_with_defaults():
+    from contrastkit.methods import METHODS
+
+    out = run_cli("methods").stdout
+    for name in METHODS.names():
+        assert name in out
+    assert "temperature" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "nosuch"], "valid methods"),
+        (["--encoder", "nosuch"], "valid encoders"),
+        (["--batch-size", "1"], "batch_size=1"),
+        (["--temperature", "0"], "must be > 0"),
+        (["--data", "/no/such/path"], "neither a built-in data set"),
+    ],
+)
+def test_bad_input_gives_one_clear_error_before_training(args, message, tmp_path):
+    proc = run_cli("pretrain", "--out", str(tmp_path / "r"), *args)
+    assert proc.returncode == 2
+    assert message in proc.stdout.replace("\n", " ")
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "r").exists()  # nothing started
+
+
+def test_pretrain_evaluate_embed_report_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli("pretrain", "--data", "digits", "--epochs", "1", "--batch-size", "64", "--out", str(run),
+                   "--no-progress", "--proj-dim", "32", "--monitor-every", "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "linear probe" in proc.stdout and "random init" in proc.stdout and "raw input" in proc.stdout
+    proc = run_cli("evaluate", str(run), "--protocol", "knn,cluster,retrieval")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nmi" in proc.stdout and "MAP@R" in proc.stdout
+    proc = run_cli("embed", str(run), "--data", "digits", "--out", str(tmp_path / "e.npy"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import numpy as np
+
+    emb = np.load(tmp_path / "e.npy")
+    assert emb.ndim == 2 and np.isfinite(emb).all()
+    (run / "report.html").unlink()
+    assert run_cli("report", str(run)).returncode == 0 and (run / "report.html").exists()

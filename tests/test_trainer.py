@@ -1,0 +1,79 @@
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from contrastkit.api import pretrain
+from contrastkit.config import resolve_config
+from contrastkit.errors import ContrastkitError
+from contrastkit.train.checkpoint import load_checkpoint
+from contrastkit.train.trainer import train
+
+SMALL = dict(method="simclr", data="digits", batch_size=64, epochs=3, evaluate=False, log_every=5,
+             proj_hidden_dim=64, proj_dim=32, lr=0.1)
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_are_plain_data_and_resume_after_a_kill_is_bit_identical(tmp_path):
+    full = train(resolve_config({**SMALL, "out": str(tmp_path / "full"), "monitor_every": 10}), progress=False)
+    # Same run, hard-killed in the middle of the second epoch (22 steps per epoch), then resumed.
+    crashed = tmp_path / "crashed"
+    code = ("from contrastkit.config import resolve_config; from contrastkit.train.trainer import train; "
+            f"train(resolve_config({ {**SMALL, 'out': str(crashed), 'monitor_every': 0}!r}), progress=False)")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CONTRASTKIT_CRASH_AT_STEP": "30"},
+                          capture_output=True, text=True)
+    assert proc.returncode == 137, proc.stderr
+    ckpt = load_checkpoint(crashed / "checkpoints" / "last.pt")  # weights_only=True inside
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 22
+    resumed = train(resolve_config({**SMALL, "out": str(crashed), "monitor_every": 0}), resume=True,
+                    progress=False)
+    assert resumed.steps == full.steps == 66
+    assert states_equal(full.method.state_dict(), resumed.method.state_dict())
+    rows = list(csv.DictReader((crashed / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(5, 66, 5)) + [66]  # replayed rows not duplicated
+    assert (crashed / "encoder.pt").exists() and (crashed / "config.yaml").exists()
+    monitored = list(csv.DictReader((tmp_path / "full" / "metrics.csv").open()))
+    assert any(r.get("knn") for r in monitored) and any(r.get("effective_rank") for r in monitored)
+
+
+def test_checkpoint_written_atomically_leaves_no_temp_files(tmp_path):
+    train(resolve_config({**SMALL, "epochs": 1, "out": str(tmp_path / "r"), "monitor_every": 0}), progress=False)
+    files = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
+    assert files == ["last.pt"]
+    state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 22 and isinstance(state["config"], dict)
+
+
+def test_existing_run_needs_resume(tmp_path):
+    cfg = {**SMALL, "epochs": 1, "out": str(tmp_path / "r"), "monitor_every": 0}
+    train(resolve_config(cfg), progress=False)
+    with pytest.raises(ContrastkitError, match="--resume"):
+        train(resolve_config(cfg), progress=False)
+
+
+def test_wall_clock_budget_stops_training(tmp_path):
+    result = train(resolve_config({**SMALL, "epochs": 1000, "minutes": 0.05, "out": str(tmp_path / "r"),
+                                   "monitor_every": 0}), progress=False)
+    assert 0 < result.steps < 1000 * 22 and result.train_seconds < 30
+
+
+def test_pretrain_api_evaluates_against_baselines(tmp_path):
+    result = pretrain(**{**SMALL, "epochs": 2, "evaluate": True, "out": str(tmp_path / "r"), "monitor_every": 0},
+                      progress=False)
+    metrics = {row["metric"]: row for row in result.eval_rows}
+    assert {"kNN k=200 t=0.1", "kNN k=20 t=0.1", "linear probe"} <= set(metrics)
+    for row in result.eval_rows:
+        assert {"encoder", "random init", "raw input"} <= set(row)
+        assert all(0 <= row[k] <= 1 for k in ("encoder", "random init", "raw input"))
+    assert (tmp_path / "r" / "eval.json").exists() and (tmp_path / "r" / "report.html").exists()
+
+
+def test_batch_larger_than_data_is_refused(tmp_path):
+    with pytest.raises(ContrastkitError, match="larger than the training set"):
+        train(resolve_config({**SMALL, "batch_size": 5000, "out": str(tmp_path / "r")}), progress=False)
