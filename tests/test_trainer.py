@@ -39,7 +39,7 @@ def test_checkpoints_are_plain_data_and_resume_after_a_kill_is_bit_identical(tmp
     assert [int(r["step"]) for r in rows] == list(range(5, 66, 5)) + [66]  # replayed rows not duplicated
     assert (crashed / "encoder.pt").exists() and (crashed / "config.yaml").exists()
     monitored = list(csv.DictReader((tmp_path / "full" / "metrics.csv").open()))
-    assert any(r.get("knn") for r in monitored) and any(r.get("effective_rank") for r in monitored)
+    assert any(r.get("knn") for r in monitored) and any(r.get("eff_rank") for r in monitored)
 
 
 def test_checkpoint_written_atomically_leaves_no_temp_files(tmp_path):

@@ -8,7 +8,8 @@ anomalous", computed on L2-normalised embeddings:
 
 Metrics (scikit-learn): AUROC and AUPR (average precision, anomaly = positive class) over the whole test set;
 with per-row anomaly classes (`anomaly_class`), also the mean over anomaly classes c of the AUROC of
-"normal rows vs rows of class c" — CLAN's "balanced AUROC", which does not let a frequent attack class dominate.
+"normal rows vs rows of class c" — CLAN's "balanced AUROC", which does not let a frequent attack class
+dominate.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def anomaly_scores(train_emb: Any, test_emb: Any, is_anomaly: Any,
                    anomaly_class: Optional[Any] = None) -> dict[str, float]:
     """Score the test rows against normal training embeddings: {auroc, aupr[, per_class_auroc_mean]}.
 
-    `is_anomaly`: one bool/0-1 per test row (both kinds must be present). `anomaly_class`: optional per-test-row
-    class of the anomaly (its value on normal rows is ignored); adds `per_class_auroc_mean` (use
+    `is_anomaly`: one bool/0-1 per test row (both kinds must be present). `anomaly_class`: optional
+    per-test-row class of the anomaly (its value on normal rows is ignored); adds `per_class_auroc_mean` (use
     `per_class_auroc` for the individual classes).
     """
     s = anomaly_score_values(train_emb, test_emb, scorer=scorer, k=k)

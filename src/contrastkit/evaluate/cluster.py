@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score
 
 from ..errors import ContrastkitError
-from ._common import as_embedding, as_labels, normalize
+from ._common import as_embedding, as_labels, normalize, single_thread_if_small
 
 __all__ = ["cluster_scores", "clustering_accuracy", "hungarian_map", "kmeans_labels"]
 
@@ -50,7 +50,8 @@ def clustering_accuracy(y_true: Any, y_pred: Any) -> float:
     yt = np.asarray(y_true.cpu() if hasattr(y_true, "cpu") else y_true).reshape(-1)
     yp = np.asarray(y_pred.cpu() if hasattr(y_pred, "cpu") else y_pred).reshape(-1)
     if yt.shape != yp.shape or yt.size == 0:
-        raise ContrastkitError(f"y_true and y_pred must be non-empty and of equal length, got {yt.size} and {yp.size}")
+        raise ContrastkitError(f"y_true and y_pred must be non-empty and of equal length, "
+                               f"got {yt.size} and {yp.size}")
     m, _, _ = _contingency(yt, yp)
     rows, cols = linear_sum_assignment(m, maximize=True)
     return float(m[rows, cols].sum() / yt.size)
@@ -66,17 +67,21 @@ def kmeans_labels(emb: Any, n_clusters: int, *, normalize_emb: bool = True, seed
         x = normalize(x)
     x = x.numpy()
     if not 1 <= n_clusters <= x.shape[0]:
-        raise ContrastkitError(f"n_clusters={n_clusters}: must be between 1 and the number of rows ({x.shape[0]})")
+        raise ContrastkitError(f"n_clusters={n_clusters}: must be between 1 and the number of rows "
+                               f"({x.shape[0]})")
     if x.shape[0] > minibatch_above:
         km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=n_init, batch_size=4096)
     else:
         km = KMeans(n_clusters=n_clusters, random_state=seed, n_init=n_init)
-    return km.fit_predict(x)
+    with single_thread_if_small(x.size):
+        return km.fit_predict(x)
 
 
 def cluster_scores(emb: Any, y: Any, n_clusters: Optional[int] = None, *, normalize_emb: bool = True,
                    seed: int = 0, n_init: int = 3) -> dict[str, float]:
-    """k-means the embeddings and score the clusters against labels y: {acc, nmi, ari, f1} in [0, 1] (ari ≥ −1).
+    """k-means the embeddings and score the clusters against labels y.
+
+    Returns {acc, nmi, ari, f1}, each in [0, 1] (ari can dip below 0 for worse-than-chance clusters).
 
     `n_clusters` defaults to the number of distinct labels.
     """

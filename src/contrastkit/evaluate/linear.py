@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ContrastkitError
-from ._common import as_embedding, as_labels, pick_device
+from ._common import as_embedding, as_labels, pick_device, single_thread_if_small
 
 __all__ = ["LinearProbe", "fit_linear_probe", "linear_probe"]
 
@@ -71,11 +71,12 @@ def _sgd(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, epochs: 
     n, d = x.shape
     w = torch.zeros(c, d, device=x.device, requires_grad=True)
     b = torch.zeros(c, device=x.device, requires_grad=True)
-    opt = torch.optim.SGD([{"params": [w], "weight_decay": weight_decay}, {"params": [b], "weight_decay": 0.0}],
-                          lr=lr, momentum=0.9, nesterov=True)
+    groups = [{"params": [w], "weight_decay": weight_decay}, {"params": [b], "weight_decay": 0.0}]
+    opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     steps_per_epoch = math.ceil(n / batch_size)
     total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
+    cosine = lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total))  # noqa: E731
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         perm = torch.randperm(n, generator=g).to(x.device)
@@ -110,7 +111,8 @@ def fit_linear_probe(
     `batch_size`, shuffling seeded by `seed`.
     """
     if method not in ("lbfgs", "sgd"):
-        raise ContrastkitError(f"method={method!r}: use 'lbfgs' (full batch, default) or 'sgd' (very large sets)")
+        raise ContrastkitError(f"method={method!r}: use 'lbfgs' (full batch, default) "
+                               f"or 'sgd' (very large sets)")
     if weight_decay < 0:
         raise ContrastkitError(f"weight_decay={weight_decay}: must be >= 0")
     dev = torch.device(device) if device is not None else pick_device(train_emb)
@@ -125,7 +127,7 @@ def fit_linear_probe(
     std = x.std(0, unbiased=False)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant features: leave unscaled
     xs = (x - mean) / std
-    with torch.enable_grad():
+    with torch.enable_grad(), single_thread_if_small(x.numel()):
         if method == "lbfgs":
             w, b = _lbfgs(xs, y, c, weight_decay, max_iter)
         else:
@@ -156,9 +158,11 @@ def linear_probe(
     ytr = as_labels(train_y, len(train_emb), "train_y")
     c = max(int(ytr.max()), int(yte.max())) + 1
     probe = fit_linear_probe(train_emb, ytr, method=method, weight_decay=weight_decay, max_iter=max_iter,
-                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, num_classes=c, device=device)
+                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, num_classes=c,
+                             device=device)
     te = as_embedding(test_emb, "test_emb", device=probe.mean.device)
     if te.shape[1] != probe.mean.shape[0]:
-        raise ContrastkitError(f"test_emb has dimension {te.shape[1]} but train_emb has {probe.mean.shape[0]}")
+        raise ContrastkitError(f"test_emb has dimension {te.shape[1]} but train_emb has "
+                               f"{probe.mean.shape[0]}; embed both with the same encoder")
     pred = probe.predict(te).cpu()
     return float((pred == yte).float().mean())

@@ -32,8 +32,10 @@ _TRAIN_COLS = ("loss", "lr")
 _SKIP_MONITOR = {"time", "wall", "wall_s", "elapsed", "elapsed_s", "timestamp", "samples"}
 
 _CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
+color:#222}
+h1{font-size:1.6em;margin-bottom:.2em}
+h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 .meta{color:#666;font-size:.9em} .note{color:#555;font-size:.9em}
 table{border-collapse:collapse;margin:.6em 0} th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
@@ -75,7 +77,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _table(rows: Sequence[dict]) -> str:
+def _table(rows: Sequence[dict], table_id: str) -> str:
     cols: list[str] = []
     for r in rows:
         for k in r:
@@ -86,7 +88,7 @@ def _table(rows: Sequence[dict]) -> str:
     for r in rows:
         cells = "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols)
         body.append(f"<tr>{cells}</tr>")
-    return f'<table class="eval"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def _flat(x: Any, name: str, max_n: int = 1_000_000, seed: int = 0) -> Optional[np.ndarray]:
@@ -106,7 +108,8 @@ def embedding_map_2d(emb: Any, max_points: int = 2000, seed: int = 0, method: st
     """2-D coordinates of a seeded subsample of ≤ max_points L2-normalised embeddings.
 
     Returns (coords (m, 2), chosen row indices (m,), method name). method "auto" = UMAP when `umap` is
-    importable, else t-SNE (scikit-learn, PCA init, PCA to 50 dims first, fixed seed; ~5–10 s on 2000 points).
+    importable, else t-SNE (scikit-learn, PCA init, PCA to 50 dims first, 500 iterations, fixed seed; ~10 s on
+    2000 points on one busy core).
     """
     x = np.asarray(to_numpy(emb), dtype=np.float32)
     x = x.reshape(x.shape[0], -1)
@@ -136,7 +139,13 @@ def embedding_map_2d(emb: Any, max_points: int = 2000, seed: int = 0, method: st
         tsne = TSNE(max_iter=500, **kw)
     except TypeError:  # scikit-learn < 1.5
         tsne = TSNE(n_iter=500, **kw)
-    return tsne.fit_transform(x.astype(np.float32)), idx, "t-SNE"
+    # one OpenMP thread: Barnes-Hut t-SNE with 2 threads was 4x slower than with 1 on a busy 2-core machine
+    # (spinning OpenMP workers), and only slightly faster on an idle one.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        coords = tsne.fit_transform(x.astype(np.float32))
+    return coords, idx, "t-SNE"
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -173,8 +182,8 @@ def _training_section(df) -> str:
     axes = fig.subplots(1, len(present), squeeze=False)[0]
     for ax, col in zip(axes, present):
         x, y = _series(df, col, xcol)
-        if col == "loss" and len(y) > 50:
-            w = max(2, len(y) // 50)
+        if col == "loss" and len(y) > 100:
+            w = len(y) // 50
             smooth = np.convolve(y, np.ones(w) / w, mode="valid")
             ax.plot(x, y, color="C0", alpha=0.3, lw=0.8, label="per log row")
             ax.plot(x[w - 1 :], smooth, color="C0", lw=1.6, label=f"moving mean ({w})")
@@ -189,7 +198,8 @@ def _training_section(df) -> str:
 
 def _monitor_section(df) -> str:
     xcol = _xaxis(df)
-    cols = [c for c in df.columns if c not in _AXIS_COLS and c not in _TRAIN_COLS and c.lower() not in _SKIP_MONITOR]
+    skip = set(_AXIS_COLS) | set(_TRAIN_COLS)
+    cols = [c for c in df.columns if c not in skip and c.lower() not in _SKIP_MONITOR]
     if not cols:
         return ""
     ncol = min(3, len(cols))
@@ -217,10 +227,10 @@ def _monitor_section(df) -> str:
         summary.append(row)
     for ax in axes[len(cols) :]:
         ax.set_visible(False)
-    note = (f'<p class="note">Values in the table are from the last logged row'
-            f'{f" (epoch {_fmt(last_epoch)})" if last_epoch is not None else ""}; a best-over-epochs value is '
-            f"shown only where labelled as such and is optimistic.</p>")
-    return "<h2>Monitors</h2>" + _img(fig, "monitor curves") + note + _table(summary)
+    at = f" (epoch {_fmt(last_epoch)})" if last_epoch is not None else ""
+    note = (f'<p class="note">Values in the table are from the last logged row{at}; a best-over-epochs value '
+            "is shown only where labelled as such and is optimistic.</p>")
+    return "<h2>Monitors</h2>" + _img(fig, "monitor curves") + note + _table(summary, "monitor-table")
 
 
 def _map_section(test_emb, test_y) -> str:
@@ -271,12 +281,14 @@ def _sims_section(pos_sims, neg_sims) -> str:
     for a, label, color in ((pos, "positive pairs", "C2"), (neg, "negative pairs", "C3")):
         if a is not None:
             ax.hist(a, bins=bins, density=True, alpha=0.55, color=color, label=f"{label} (n={a.size})")
-            stats.append({"pairs": label, "count": int(a.size), "mean": float(a.mean()), "std": float(a.std())})
+            stats.append({"pairs": label, "count": int(a.size), "mean": float(a.mean()),
+                          "std": float(a.std())})
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return "<h2>Similarities</h2>" + _img(fig, "histogram of positive and negative cosine similarities") + _table(stats)
+    img = _img(fig, "histogram of positive and negative cosine similarities")
+    return "<h2>Similarities</h2>" + img + _table(stats, "similarity-table")
 
 
 def _temperature_section(temperatures) -> str:
@@ -288,7 +300,8 @@ def _temperature_section(temperatures) -> str:
     ax.hist(t, bins=min(60, max(5, int(np.sqrt(t.size)))), color="C4", alpha=0.8)
     ax.set_xlabel("temperature τ")
     ax.set_ylabel("count")
-    ax.set_title(f"learned temperatures (n={t.size}, mean {t.mean():.4f}, min {t.min():.4f}, max {t.max():.4f})")
+    ax.set_title(f"learned temperatures (n={t.size}, mean {t.mean():.4f}, "
+                 f"min {t.min():.4f}, max {t.max():.4f})")
     ax.grid(alpha=0.3)
     return "<h2>Learned temperatures</h2>" + _img(fig, "histogram of learned temperatures")
 
@@ -311,6 +324,7 @@ def write_report(
     * metrics_csv: the run's metrics.csv (default: run_dir/metrics.csv when it exists). Columns `step`/`epoch`
       are the x axis, `loss` and `lr` the training curves; every other numeric column (knn, eff_rank,
       uniformity, alignment, std, …) is plotted as a monitor curve with its last-epoch value tabulated.
+      A given path that does not exist is noted in the report instead of failing (an unreadable file raises).
     * eval_rows: the evaluation table, e.g. [{"metric": "kNN k=200", "encoder": 0.85, "random init": 0.7}];
       the first key is the row-label column, all others value columns (missing cells show "—"). Values are
       taken to be from the last-epoch encoder; label a row or column explicitly if it is a best-epoch value.
@@ -323,18 +337,20 @@ def write_report(
     run_dir.mkdir(parents=True, exist_ok=True)
     if metrics_csv is None and (run_dir / "metrics.csv").is_file():
         metrics_csv = run_dir / "metrics.csv"
-    if metrics_csv is not None and not Path(metrics_csv).is_file():
-        raise ContrastkitError(f"metrics_csv={str(metrics_csv)!r}: file not found")
+    missing_metrics = metrics_csv is not None and not Path(metrics_csv).is_file()
 
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="meta">run folder: {html.escape(str(run_dir.resolve()))} · report written '
              f'{_dt.datetime.now().strftime("%Y-%m-%d %H:%M")}</p>']
     if eval_rows:
         parts.append("<h2>Evaluation</h2>")
-        parts.append('<p class="note">Embeddings of the last-epoch encoder (frozen, eval mode) unless a row or '
-                     "column says otherwise.</p>")
-        parts.append(_table(list(eval_rows)))
-    if metrics_csv is not None:
+        parts.append('<p class="note">Embeddings of the last-epoch encoder (frozen, eval mode) unless a row '
+                     "or column says otherwise.</p>")
+        parts.append(_table(list(eval_rows), "evaluation-table"))
+    if missing_metrics:
+        missing = html.escape(str(metrics_csv))
+        parts.append(f'<p class="note">No training curves: {missing} was not found.</p>')
+    elif metrics_csv is not None:
         df = _load_metrics(Path(metrics_csv))
         if len(df):
             parts.append(_training_section(df))
@@ -343,16 +359,18 @@ def write_report(
     parts.append(_sims_section(pos_sims, neg_sims))
     parts.append(_temperature_section(temperatures))
     body = "\n".join(p for p in parts if p)
-    if len([p for p in parts if p]) == 2:
+    if len([p for p in parts if p]) == 2 + missing_metrics:
         body += '\n<p class="note">No metrics, evaluation results or embeddings were given.</p>'
     doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"
+           f"<body>\n{body}\n</body></html>\n")
 
     out = run_dir / "report.html"
     fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".html", dir=run_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(doc)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

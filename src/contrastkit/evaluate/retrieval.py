@@ -34,7 +34,8 @@ def _match_ranks(q: torch.Tensor, db: torch.Tensor, chunk_size: int) -> torch.Te
     return ranks
 
 
-def retrieval_recall(a: Any, b: Any, ks: Iterable[int] = (1, 5, 10), chunk_size: int = 1024) -> dict[str, float]:
+def retrieval_recall(a: Any, b: Any, ks: Iterable[int] = (1, 5, 10),
+                     chunk_size: int = 1024) -> dict[str, float]:
     """Recall@K in both directions for paired embeddings (row i of `a` matches row i of `b`).
 
     Returns {"a2b_r1", "b2a_r1", "mean_r1", "a2b_r5", …} with values in [0, 1]: a2b_rK is the fraction of
@@ -45,7 +46,8 @@ def retrieval_recall(a: Any, b: Any, ks: Iterable[int] = (1, 5, 10), chunk_size:
     qb = normalize(as_embedding(b, "b", device=dev))
     check_same_dim(qa, qb, "a", "b")
     if qa.shape[0] != qb.shape[0]:
-        raise ContrastkitError(f"a has {qa.shape[0]} rows but b has {qb.shape[0]}; paired data needs equal rows")
+        raise ContrastkitError(f"a has {qa.shape[0]} rows but b has {qb.shape[0]}; "
+                               f"paired data needs equal rows")
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ContrastkitError(f"ks={ks}: give positive integers")

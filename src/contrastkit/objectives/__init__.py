@@ -1,5 +1,17 @@
 """Contrastive objectives: pure functions (functional.py) over one tiled InfoNCE kernel (tiled.py)."""
 
-from .functional import nt_xent
+from .functional import clip_loss, dcl, dclw, dclw_weights, info_nce, nt_xent, supcon
+from .tiled import contrastive_rows, logsumexp_rows, logsumexp_rows_cols
 
-__all__ = ["nt_xent"]
+__all__ = [
+    "clip_loss",
+    "contrastive_rows",
+    "dcl",
+    "dclw",
+    "dclw_weights",
+    "info_nce",
+    "logsumexp_rows",
+    "logsumexp_rows_cols",
+    "nt_xent",
+    "supcon",
+]

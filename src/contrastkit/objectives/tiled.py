@@ -148,11 +148,10 @@ def _mask_(s: Tensor, r0: int, c0: int, cfg: _Cfg, pos_index, q_labels, k_labels
             s.diagonal(d).fill_(_NEG_INF)
 
 
-def _row_chunks_mul_(e: Tensor, a: Tensor, b: Tensor, step: int = 64) -> Tensor:
-    """In place e ⊙= (a[:, None] + b[None, :]) without materialising the full broadcast sum."""
-    for i in range(0, e.shape[0], step):
-        e[i : i + step].mul_(a[i : i + step, None] + b[None, :])
-    return e
+def _outer_sum_mul(e: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """out = e ⊙ (a[:, None] + b[None, :]) in two large passes (few big ops: fast also on busy CPUs)."""
+    torch.mul(e, a[:, None], out=out)
+    return out.addcmul_(e, b[None, :])
 
 
 def _compute_dtype(*ts: Tensor) -> torch.dtype:
@@ -309,11 +308,13 @@ class _PairLSE(torch.autograd.Function):
         qs = qf * sc
         gq = torch.zeros_like(qf)
         gk = gq if sym else torch.zeros_like(kf)
-        buf = qf.new_empty(cfg.rows * max(cfg.rows, cfg.cols))
+        size = cfg.rows * max(cfg.rows, cfg.cols)
+        buf, buf2 = qf.new_empty(size), qf.new_empty(size)
         for r0, r1, c0, c1 in _pair_tiles(m, n, cfg, sym):
-            s = torch.mm(qs[r0:r1], kf[c0:c1].T, out=buf[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0))
+            shape = (r1 - r0, c1 - c0)
+            s = torch.mm(qs[r0:r1], kf[c0:c1].T, out=buf[: shape[0] * shape[1]].view(shape))
             _mask_(s, r0, c0, cfg, pos_index, labels, labels)
-            b = _row_chunks_mul_(s.exp_(), alpha[r0:r1], gamma[c0:c1])
+            b = _outer_sum_mul(s.exp_(), alpha[r0:r1], gamma[c0:c1], buf2[: shape[0] * shape[1]].view(shape))
             gq[r0:r1].addmm_(b, kf[c0:c1])
             if not sym or c0 >= r1:
                 gk[c0:c1].addmm_(b.T, qf[r0:r1])

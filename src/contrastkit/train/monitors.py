@@ -44,7 +44,7 @@ class Monitor:
             e2 = embed(encoder, v2, torch.nn.Identity(), device=self.device)
             out["alignment"] = float(diagnostics(e1, e2)["alignment"])
         diag = diagnostics(query)
-        out.update({k: float(diag[k]) for k in ("uniformity", "effective_rank", "std") if k in diag})
+        out.update({k: float(diag[k]) for k in ("uniformity", "eff_rank", "std") if k in diag})
         if self.bank_y is not None and self.query_y is not None:
             bank = embed(encoder, self.bank_x, self.preprocess, device=self.device)
             out["knn"] = knn_accuracy(bank, self.bank_y, query, self.query_y, k=20, t=float(self.cfg["knn_t"]))
@@ -55,8 +55,8 @@ class Monitor:
         parts = []
         if "knn" in values:
             parts.append(f"kNN {100 * values['knn']:.1f}%")
-        if "effective_rank" in values:
-            parts.append(f"rank {values['effective_rank']:.1f}")
+        if "eff_rank" in values:
+            parts.append(f"rank {values["eff_rank"]:.1f}")
         if self.warning:
             parts.append(f"[bold red]{self.warning}[/]")
         return " ".join(parts)

@@ -113,11 +113,10 @@ def resample_weights(start: torch.Tensor, length: torch.Tensor, in_size: int, ou
     centre c = start + (o + 0.5)·length/out_size with a triangle filter whose support is stretched by the
     downscale factor max(length/out_size, 1); weights outside the crop are dropped and each row renormalised.
     """
-    dt = torch.float32
+    dt = _exact_float(start.device)  # coordinates up to ~1000 px: float32 would cost ~1e-5 in the weights
     dev = start.device
     start_f = start.to(dt)
-    length_f = length.to(dt)
-    scale = length_f / out_size
+    scale = length.to(dt) / out_size
     support = scale.clamp(min=1.0)
     o = torch.arange(out_size, device=dev, dtype=dt) + 0.5
     center = start_f[:, None] + o * scale[:, None]  # (B, out)
@@ -126,7 +125,7 @@ def resample_weights(start: torch.Tensor, length: torch.Tensor, in_size: int, ou
     w = (1.0 - dist).clamp_(min=0.0)
     inside = (idx >= start[:, None]) & (idx < (start + length)[:, None])  # (B, in)
     w = w * inside[:, None, :]
-    return w / w.sum(dim=-1, keepdim=True)
+    return (w / w.sum(dim=-1, keepdim=True)).to(torch.float32)
 
 
 def resized_crop(
@@ -148,7 +147,7 @@ def resized_crop(
     wx = resample_weights(left, w, width, size)
     if flip is not None:
         wx = torch.where(flip[:, None, None], wx.flip(1), wx)
-    # Contract the larger input side first; both orders give the same result.
+    # Contract the larger input side first (fewer multiply-adds); both orders give the same result.
     if width >= height:
         return torch.matmul(wy[:, None], torch.matmul(x, wx.transpose(1, 2)[:, None]))
     return torch.matmul(torch.matmul(wy[:, None], x), wx.transpose(1, 2)[:, None])
@@ -156,27 +155,33 @@ def resized_crop(
 
 # --------------------------------------------------------------------------------------------------------
 # 2. Colour ops (torchvision functional_tensor definitions on float images in [0, 1])
+#
+# Written with arithmetic, lerp and clamp only: on CPU `torch.where` on a full-size mask and `remainder` are
+# 10–20× slower than a multiply, and per-sample on/off switches are lerps with weight exactly 0 or 1
+# (torch.lerp returns `start` for weight 0 and `end` for weight 1 exactly), so skipped samples are untouched.
 # --------------------------------------------------------------------------------------------------------
 
 
 def rgb_to_grayscale(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) → (B, 1, H, W) luma; a 1-channel image is returned as is."""
+    """(B, 3, H, W) → (B, 1, H, W) luma 0.2989 R + 0.587 G + 0.114 B; a 1-channel image is returned as is."""
     if x.shape[1] == 1:
         return x
     r, g, b = x.unbind(dim=1)
-    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(1)
+    luma = torch.add(torch.add(r * GRAY_WEIGHTS[0], g, alpha=GRAY_WEIGHTS[1]), b, alpha=GRAY_WEIGHTS[2])
+    return luma.unsqueeze(1)
 
 
-def _col(v: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, 1, 1, 1)
+def _col(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-sample value (B,) as a (B, 1, 1, 1) column of like's dtype."""
+    return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 def blend(img: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """torchvision `_blend`: clamp(factor·img + (1 − factor)·other, 0, 1), per-sample factor (B,).
 
-    Uses `torch.lerp`, which returns `img` exactly when factor == 1 (so an un-jittered sample is untouched).
+    `torch.lerp` returns `img` exactly when factor == 1, so an un-jittered sample is untouched.
     """
-    return torch.lerp(other, img, _col(factor).to(img.dtype)).clamp_(0.0, 1.0)
+    return torch.lerp(other, img, _col(factor, img)).clamp_(0.0, 1.0)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -184,25 +189,26 @@ def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the mean of the image's luma (the mean itself for 1-channel images)."""
     mean = rgb_to_grayscale(x).mean(dim=(-3, -2, -1), keepdim=True)
     return blend(x, mean, factor)
 
 
 def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the luma image; 1-channel images are returned unchanged (as torchvision does)."""
     if x.shape[1] == 1:
         return x
     return blend(x, rgb_to_grayscale(x), factor)
 
 
-_HUE_CHANNEL_OFFSETS = (5.0, 3.0, 1.0)  # R, G, B in the HSV→RGB "k = (n + 6h) mod 6" form
-
-
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """torchvision adjust_hue: RGB→HSV, h ← (h + shift) mod 1, HSV→RGB; per-sample shift (B,) in [−0.5, 0.5].
 
-    Computed without materialising HSV: with M = max, m = min, chroma c = M − m and hue sector
-    h6 ∈ [0, 6), channel n of the result is M − c·clamp(min(k, 4 − k), 0, 1), k = (n + h6') mod 6 — the same
-    piecewise-linear map as torchvision's `_hsv2rgb(_rgb2hsv(x))` (v = M, v·s = c), to float rounding.
+    Computed without materialising HSV. With M = max, m = min, chroma c = M − m, torchvision's hue sector
+    h6 = 6h is (g − b)/c where M = r, 2 + (b − r)/c where M = g (≠ r), else 4 + (r − g)/c. After the shift,
+    w = (h6 + 6·shift) mod 6 ∈ [0, 6] and `_hsv2rgb` (v = M, v·s = c) reduces to
+        R = m + c·clamp(|w − 3| − 1, 0, 1),  G = M − c·clamp(|w − 2| − 1, 0, 1),  B = M − c·clamp(|w − 4| − 1, 0, 1),
+    the same piecewise-linear map, equal to torchvision up to float rounding. 1-channel images: unchanged.
     """
     if x.shape[1] == 1:
         return x
@@ -210,39 +216,52 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     maxc = x.amax(dim=1)
     minc = x.amin(dim=1)
     chroma = maxc - minc
-    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    is_r = maxc == r
-    is_g = (maxc == g) & ~is_r
-    num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
-    offset = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
-    h6 = offset + num / safe + 6.0 * shift.to(x.dtype).view(-1, 1, 1)
-    offsets = torch.tensor(_HUE_CHANNEL_OFFSETS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = torch.remainder(h6.unsqueeze(1) + offsets, 6.0)
-    f = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-    return torch.addcmul(maxc.unsqueeze(1), chroma.unsqueeze(1), f, value=-1.0)
+    inv = chroma.clamp(min=torch.finfo(x.dtype).tiny).reciprocal_()  # |numerators| ≤ chroma, so c = 0 gives 0
+    # 1.0 exactly where the channel is the maximum, else 0.0 (channel − max is in [−1, 0]); cheaper than `==`
+    is_r = torch.floor(r - maxc).add_(1.0)
+    is_g = torch.floor(g - maxc).add_(1.0)
+    num = torch.lerp(torch.lerp(r - g, b - r, is_g), g - b, is_r)  # lerp with weight 0/1 selects exactly
+    offset = (is_g * -2.0).add_(4.0).mul_(1.0 - is_r)  # 0 (max r), 2 (max g), 4 (max b)
+    h6 = torch.addcmul(offset, num, inv).add_(_col(6.0 * shift, offset))
+    w = h6.sub_(torch.floor(h6 * (1.0 / 6.0)).mul_(6.0))  # wrapped to [0, 6]
+    out = torch.empty_like(x)
+    torch.addcmul(minc, chroma, (w - 3.0).abs_().sub_(1.0).clamp_(0.0, 1.0), out=out[:, 0])
+    torch.addcmul(maxc, chroma, (w - 2.0).abs_().sub_(1.0).clamp_(0.0, 1.0), value=-1.0, out=out[:, 1])
+    torch.addcmul(maxc, chroma, (w - 4.0).abs_().sub_(1.0).clamp_(0.0, 1.0), value=-1.0, out=out[:, 2])
+    return out
 
 
 def _blend_stage(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """One position of the jitter order: each sample applies brightness, contrast, saturation or nothing."""
+    """One position of the jitter order: each sample applies brightness, contrast, saturation or nothing.
+
+    All three are blends with a "degenerate" image: black, the luma mean, or the luma image.
+    """
     gray = rgb_to_grayscale(x)
     mean = gray.mean(dim=(-2, -1), keepdim=True)
-    opc = op.view(-1, 1, 1, 1)
-    other = torch.where(opc == SATURATION, gray, torch.where(opc == CONTRAST, mean, torch.zeros_like(mean)))
+    is_sat = _col(op == SATURATION, x)
+    is_con = _col(op == CONTRAST, x)
+    other = torch.addcmul(mean * is_con, gray, is_sat)  # exact: one of the two terms is 0·finite
     factor = torch.where(op == _NONE, torch.ones_like(factor), factor)
     return blend(x, other, factor)
 
 
-def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, active: Optional[torch.Tensor] = None,
-                 use_hue: bool = True) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor,
+    factors: torch.Tensor,
+    order: torch.Tensor,
+    active: Optional[torch.Tensor] = None,
+    use_hue: bool = True,
+) -> torch.Tensor:
     """torchvision ColorJitter with per-sample factors and per-sample op order, for the whole batch.
 
     factors: (B, 4) brightness, contrast, saturation factors and hue shift; order: (B, 4) a permutation of
     0..3 per sample (ops applied left to right, like `ColorJitter`'s `fn_idx`); active: (B,) bool, samples
-    where False are returned unchanged (RandomApply). 1-channel images apply brightness and contrast only.
+    where False are returned unchanged (RandomApply). 1-channel images apply brightness and contrast only;
+    `use_hue=False` skips hue (for a hue strength of 0).
 
-    Hue (the costly op) is computed once per batch: each sample's order is split into the blend ops before
-    its hue and those after, so the batch runs (k−1) blend stages, hue, (k−1) blend stages for k ops, where
-    a sample whose order has nothing at a stage leaves it unchanged (factor 1 is an exact no-op).
+    Hue (the costly op) runs once per batch: each sample's order is split into the blend ops before its hue
+    and those after, so the batch runs k−1 blend stages, hue, k−1 blend stages for k ops; a sample with
+    nothing to do at a stage is left unchanged (factor 1 is an exact no-op).
     """
     n = x.shape[0]
     ops = [BRIGHTNESS, CONTRAST]
@@ -252,26 +271,28 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, ac
             ops.append(HUE)
     if active is None:
         active = torch.ones(n, dtype=torch.bool, device=x.device)
+    order = order.to(x.device)
     pos = torch.argsort(order, dim=1)  # pos[b, op] = position of op in sample b's order
     ops_t = torch.tensor(ops, device=x.device)
-    sub = ops_t[torch.argsort(pos[:, ops_t], dim=1)]  # (B, k) the used ops in application order
+    sub = ops_t[torch.argsort(pos[:, ops_t], dim=1)]  # (B, k): the ops used, in application order
     k = len(ops)
     none = torch.full((n,), _NONE, device=x.device, dtype=sub.dtype)
+    stages: list[Optional[torch.Tensor]]
     if HUE not in ops:
         stages = [sub[:, s] for s in range(k)]
-        hue_at = None
     else:
         hpos = (sub == HUE).to(torch.int32).argmax(dim=1)
         before = [torch.where(s < hpos, sub[:, s], none) for s in range(k - 1)]
-        after_idx = [hpos + 1 + s for s in range(k - 1)]
-        after = [torch.where(i < k, sub.gather(1, i.clamp(max=k - 1)[:, None]).squeeze(1), none) for i in after_idx]
+        after = []
+        for s in range(k - 1):
+            i = hpos + 1 + s
+            after.append(torch.where(i < k, sub.gather(1, i.clamp(max=k - 1)[:, None]).squeeze(1), none))
         stages = before + [None] + after
-        hue_at = k - 1
     out = x
-    for s, op in enumerate(stages):
-        if s == hue_at:
-            shifted = adjust_hue(out, factors[:, HUE])
-            out = torch.where(_col(active & (factors[:, HUE] != 0)), shifted, out)
+    for op in stages:
+        if op is None:  # the hue stage
+            on = active & (factors[:, HUE] != 0)
+            out = torch.lerp(out, adjust_hue(out, factors[:, HUE]), _col(on, out))
             continue
         op = torch.where(active, op, none)
         f = factors.gather(1, op.clamp(min=0)[:, None]).squeeze(1)
@@ -283,7 +304,7 @@ def random_grayscale(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Replace masked samples by their luma on all channels (torchvision RandomGrayscale)."""
     if x.shape[1] == 1:
         return x
-    return torch.where(_col(mask), rgb_to_grayscale(x).expand_as(x), x)
+    return torch.lerp(x, rgb_to_grayscale(x).expand_as(x), _col(mask, x))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -316,4 +337,7 @@ def gaussian_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def solarize(x: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
     """torchvision solarize on masked samples: pixels ≥ threshold become 1 − pixel."""
-    return torch.where(_col(mask) & (x >= threshold), 1.0 - x, x)
+    if threshold == 0.5:  # on [0, 1], where(x ≥ 0.5, 1 − x, x) == min(x, 1 − x); +inf switches a sample off
+        off = torch.zeros_like(mask, dtype=x.dtype).masked_fill_(~mask, math.inf)
+        return torch.minimum(x, (1.0 - x).add_(_col(off, x)))
+    return torch.where(_col(mask, x).bool() & (x >= threshold), 1.0 - x, x)

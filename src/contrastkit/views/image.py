@@ -96,8 +96,9 @@ class _Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
     def normalize(self, y: torch.Tensor) -> torch.Tensor:
-        """(y − mean) / std for float y in [0, 1]."""
-        return (y - self.mean.to(y.device)) / self.std.to(y.device)
+        """(y − mean) / std for float y in [0, 1] (one fused pass: y·(1/std) − mean/std)."""
+        scale = self.std.to(y.device).reciprocal()
+        return torch.addcmul(-self.mean.to(y.device) * scale, y, scale)
 
 
 class ImagePreprocess(_Normalize):
@@ -245,10 +246,13 @@ def image_view_config(info: DataInfo, cfg: dict[str, Any], view: int = 1) -> Ima
 class ImageViews(_Normalize):
     """One view of the recipe for a whole batch: uint8 (B, C, H, W) → float32 (B, C, S, S), normalised.
 
-    `forward(x, generator)` draws every per-sample parameter from `generator` (on the generator's device,
-    then moved to x's), so the same generator state gives the same views on the same device. Without a
-    generator it falls back to torch's global RNG (not reproducible across call orders).
+    `forward(x, generator)` = `apply(x, sample_params(...))`: every per-sample parameter is drawn first, from
+    `generator` (on the generator's device, then moved to x's), so the same generator state gives the same
+    views. Without a generator it falls back to torch's global RNG (then not reproducible). On CPU the
+    pixel work runs in groups of samples that fit in cache (the result does not depend on the grouping).
     """
+
+    cpu_chunk_elements = 1 << 18  # floats per group on CPU (1 MiB); GPUs take the whole batch
 
     def __init__(self, info: DataInfo, config: ImageViewConfig):
         super().__init__(info)
@@ -258,42 +262,28 @@ class ImageViews(_Normalize):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.as_dict().items())
 
-    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise ContrastkitError(
-                f"image views expect a batch (B, {self.channels}, H, W); got a tensor of shape {tuple(x.shape)}"
-            )
+    def sample_params(
+        self, n: int, height: int, width: int, generator: Optional[torch.Generator], device: torch.device
+    ) -> dict[str, torch.Tensor]:
+        """Every random choice for n samples, as (n, ...) tensors on `device`. Draw order is fixed."""
         cfg = self.config
-        n, c, height, width = x.shape
-        dev = x.device
-        gdev = generator.device if generator is not None else dev
+        gdev = generator.device if generator is not None else device
 
         def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(shape, generator=generator, device=gdev).to(dev)
+            return torch.rand(shape, generator=generator, device=gdev).to(device)
 
-        # 1–2. random resized crop + horizontal flip, one antialiased resampling per sample
-        top, left, h, w = ops.sample_crop_params(n, height, width, cfg.crop_scale, cfg.crop_ratio, generator, dev)
-        flip = rand(n) < cfg.flip_p
-        y = ops.resized_crop(x.float(), top, left, h, w, cfg.image_size, flip)
-        if x.dtype == torch.uint8:
-            y = y.div_(255.0)
-
-        # 3. colour jitter (RandomApply), ops in a random order per sample
-        b, ct, s, hue = cfg.jitter_strength
-        if cfg.jitter_p > 0 and (b > 0 or ct > 0 or (c == 3 and (s > 0 or hue > 0))):
-            active = rand(n) < cfg.jitter_p
-            order = torch.argsort(rand(n, 4), dim=1)  # a uniform random permutation per sample
-            u = rand(n, 4)
-            lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - ct), max(0.0, 1 - s), -hue], device=dev)
-            hi = torch.tensor([1 + b, 1 + ct, 1 + s, hue], device=dev)
-            factors = lo + (hi - lo) * u
-            y = ops.color_jitter(y, factors, order, active, use_hue=hue > 0)
-
-        # 4. random grayscale (RGB only)
-        if c == 3 and cfg.grayscale_p > 0:
-            y = ops.random_grayscale(y, rand(n) < cfg.grayscale_p)
-
-        # 5. gaussian blur with a per-sample sigma (un-blurred samples get a one-hot kernel)
+        top, left, h, w = ops.sample_crop_params(n, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
+        p: dict[str, torch.Tensor] = {"top": top, "left": left, "height": h, "width": w}
+        p["flip"] = rand(n) < cfg.flip_p
+        if self._jitter_on:
+            b, c, s, hue = cfg.jitter_strength
+            p["jitter"] = rand(n) < cfg.jitter_p
+            p["jitter_order"] = torch.argsort(rand(n, 4), dim=1)  # a uniform random permutation per sample
+            lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -hue], device=device)
+            hi = torch.tensor([1 + b, 1 + c, 1 + s, hue], device=device)
+            p["jitter_factors"] = lo + (hi - lo) * rand(n, 4)
+        if self.channels == 3 and cfg.grayscale_p > 0:
+            p["grayscale"] = rand(n) < cfg.grayscale_p
         if cfg.blur_p > 0:
             apply = rand(n) < cfg.blur_p
             lo_s, hi_s = cfg.blur_sigma
@@ -301,13 +291,56 @@ class ImageViews(_Normalize):
             kernel = ops.gaussian_kernel1d(sigma, cfg.blur_kernel)
             one_hot = torch.zeros_like(kernel)
             one_hot[:, cfg.blur_kernel // 2] = 1.0
-            y = ops.gaussian_blur(y, torch.where(apply[:, None], kernel, one_hot))
-
-        # 6. solarize
+            p["blur"] = apply
+            p["blur_sigma"] = sigma
+            p["blur_kernel"] = torch.where(apply[:, None], kernel, one_hot)  # one-hot: exactly no blur
         if cfg.solarize_p > 0:
-            y = ops.solarize(y, rand(n) < cfg.solarize_p, cfg.solarize_threshold)
+            p["solarize"] = rand(n) < cfg.solarize_p
+        return p
 
+    @property
+    def _jitter_on(self) -> bool:
+        b, c, s, hue = self.config.jitter_strength
+        return self.config.jitter_p > 0 and (b > 0 or c > 0 or (self.channels == 3 and (s > 0 or hue > 0)))
+
+    def apply(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The recipe with given parameters (deterministic), for a batch or any slice of it."""
+        cfg = self.config
+        # 1–2. random resized crop + horizontal flip: one antialiased resampling per sample
+        y = ops.resized_crop(x.float(), p["top"], p["left"], p["height"], p["width"], cfg.image_size, p["flip"])
+        if x.dtype == torch.uint8:
+            y = y.div_(255.0)
+        # 3. colour jitter (RandomApply), ops in a random order per sample
+        if "jitter" in p:
+            y = ops.color_jitter(
+                y, p["jitter_factors"], p["jitter_order"], p["jitter"], use_hue=cfg.jitter_strength[3] > 0
+            )
+        # 4. random grayscale (RGB only)
+        if "grayscale" in p:
+            y = ops.random_grayscale(y, p["grayscale"])
+        # 5. gaussian blur, per-sample sigma
+        if "blur" in p:
+            y = ops.gaussian_blur(y, p["blur_kernel"])
+        # 6. solarize
+        if "solarize" in p:
+            y = ops.solarize(y, p["solarize"], cfg.solarize_threshold)
         return self.normalize(y)
+
+    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ContrastkitError(
+                f"image views expect a batch (B, {self.channels}, H, W); got a tensor of shape {tuple(x.shape)}"
+            )
+        n, c, height, width = x.shape
+        params = self.sample_params(n, height, width, generator, x.device)
+        size = self.config.image_size
+        chunk = max(1, self.cpu_chunk_elements // (c * max(height * width, size * size)))
+        if x.device.type != "cpu" or chunk >= n:
+            return self.apply(x, params)
+        out = torch.empty(n, c, size, size, dtype=torch.float32)
+        for i in range(0, n, chunk):
+            out[i : i + chunk] = self.apply(x[i : i + chunk], {k: v[i : i + chunk] for k, v in params.items()})
+        return out
 
 
 def image_views(info: DataInfo, cfg: dict[str, Any], view: int = 1) -> ImageViews:

@@ -132,9 +132,13 @@ class ClanAugment(nn.Module):
     """CLAN's negative: each entry with prob p_f → U(low, high) (numeric) or a uniform valid category."""
 
     def __init__(self, n_features: int, categorical_index: Sequence[int], cardinalities: Sequence[int],
-                 p_f: float = 0.1, low: float = -1.7, high: float = 1.7):
+                 p_f: float = 0.1, low: float = -1.7, high: float = 1.7, min_features: int = 0):
         super().__init__()
         self.p_f = _check_rate("p_f", p_f)
+        if not 0 <= int(min_features) <= n_features:
+            raise ContrastkitError(f"aug_min_features={min_features} must be between 0 and the number of features "
+                                   f"({n_features})")
+        self.min_features = int(min_features)
         if not float(low) < float(high):
             raise ContrastkitError(f"CLAN augmentation range low={low} must be < high={high}")
         self.low, self.high = float(low), float(high)
@@ -147,9 +151,15 @@ class ClanAugment(nn.Module):
         self.register_buffer("n_valid", n_valid, persistent=False)
 
     def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        if self.p_f == 0.0:
+        if self.p_f == 0.0 and self.min_features == 0:
             return x
-        mask = _rand(x.shape, x, generator) < self.p_f
+        r = _rand(x.shape, x, generator)
+        mask = r < self.p_f
+        if self.min_features > 0:
+            # also replace the `min_features` features with the smallest draws: rows keep their p_f-chosen
+            # features and get at least min_features replaced ones (never an unchanged "negative")
+            smallest = r.topk(self.min_features, dim=1, largest=False).indices
+            mask = mask.scatter(1, smallest, True)
         u = _rand(x.shape, x, generator)
         numeric = self.low + (self.high - self.low) * u
         n_valid = self.n_valid.to(x.device)
@@ -158,7 +168,7 @@ class ClanAugment(nn.Module):
         return torch.where(mask, replacement, x)
 
     def extra_repr(self) -> str:
-        return f"p_f={self.p_f}, low={self.low}, high={self.high}"
+        return f"p_f={self.p_f}, low={self.low}, high={self.high}, min_features={self.min_features}"
 
 
 class TableViews(nn.Module):
@@ -202,7 +212,8 @@ def table_views(info: DataInfo, train: Dataset, cfg: dict[str, Any], view: int =
 
 
 def clan_augment(info: DataInfo, cfg: dict[str, Any]) -> ClanAugment:
-    """CLAN's augmentation from cfg keys p_f (0.1), aug_low (−1.7), aug_high (1.7)."""
+    """CLAN's augmentation from cfg keys p_f (0.1), aug_low (−1.7), aug_high (1.7), aug_min_features (0)."""
     _, categorical, cards = table_layout(info)
     return ClanAugment(int(info.shape[0]), categorical, cards, p_f=float(cfg.get("p_f", 0.1)),
-                       low=float(cfg.get("aug_low", -1.7)), high=float(cfg.get("aug_high", 1.7)))
+                       low=float(cfg.get("aug_low", -1.7)), high=float(cfg.get("aug_high", 1.7)),
+                       min_features=int(cfg.get("aug_min_features", 0) or 0))

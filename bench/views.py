@@ -1,0 +1,95 @@
+"""Images/s of the batched image views vs the per-sample reference pipeline, measured side by side.
+
+    .venv/bin/python bench/views.py [--threads 1] [--batch 256] [--repeats 7] [--device cpu]
+
+The reference is `reference_view` from tests/test_views_image.py: the same recipe one image at a time with
+PIL (crop, antialiased resize, flip) and NumPy (jitter in random order, grayscale, blur, solarize,
+normalise), i.e. what a torchvision/lightly per-sample pipeline does inside one DataLoader worker.
+Each number is the best of `--repeats` timings (robust to other load on a shared machine). Threads default
+to 1 on both sides: the reference is single-threaded, and on a shared 2-core machine torch's intra-op
+threads spin against other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from contrastkit.data.base import DataInfo
+from contrastkit.views.image import image_views
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_reference():
+    spec = importlib.util.spec_from_file_location("_views_reference", ROOT / "tests" / "test_views_image.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--ref-repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ref = load_reference()
+    device = torch.device(args.device)
+
+    cases = [
+        ("28x28 gray (MNIST)", (1, 28, 28), {}),
+        ("32x32 RGB (CIFAR)", (3, 32, 32), {}),
+        ("96x96 RGB (STL-10)", (3, 96, 96), {}),
+        ("96x96 RGB BYOL view 2", (3, 96, 96), {"blur_p": (1.0, 0.1), "solarize_p": (0.0, 0.2),
+                                                "jitter_strength": (0.4, 0.4, 0.2, 0.1)}),
+    ]
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, device {device}")
+    print(f"{'case':24s} {'batched img/s':>14s} {'per-sample img/s':>17s} {'ratio':>7s}")
+    for name, shape, cfg in cases:
+        c = shape[0]
+        info = DataInfo("bench", "image", shape, mean=(0.5,) * c, std=(0.25,) * c)
+        views = image_views(info, cfg, 2 if "view 2" in name else 1).to(device)
+        x = ref.smooth_images(args.batch, *shape, seed=0)
+        xd = x.to(device)
+        g = torch.Generator(device=device).manual_seed(0)
+
+        def batched():
+            views(xd, g)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        xs = x.numpy()
+        rng = random.Random(0)
+
+        def per_sample():
+            for i in range(len(xs)):
+                ref.reference_view(xs[i], views.config, info.mean, info.std, rng)
+
+        t_b = best_time(batched, args.repeats)
+        t_r = best_time(per_sample, args.ref_repeats)
+        print(f"{name:24s} {args.batch / t_b:14.0f} {args.batch / t_r:17.0f} {t_r / t_b:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The default encoder: a small ResNet-style CNN that trains fast on a few CPU cores.
+
+Layout (defaults, sized with ``bench/encoders.py`` on 2 CPU cores, 1×28×28 input, batch 256):
+
+    stem   3×3 conv, ``width`` channels, stride ``stem_stride`` (2: 28×28 → 14×14) + BN + ReLU
+    stage1 ``depth`` residual blocks, ``width`` channels                       (14×14)
+    stage2 ``depth`` residual blocks, 2·``width`` channels, first one stride 2  (7×7)
+    stage3 ``depth`` residual blocks, 4·``width`` channels, first one stride 2  (4×4)
+    global average pool → (N, out_dim),  out_dim = 4·``width`` = 128
+
+Residual blocks are ResNet basic blocks (3×3 conv-BN-ReLU-3×3 conv-BN, + shortcut, ReLU); the shortcut
+is a 1×1 conv + BN where the shape changes. Works for any (C, H, W); the spatial size only has to
+survive the strides (global pooling takes whatever is left).
+
+Why the stride-2 stem: on 2 cores the cost is dominated by the convolutions at full 28×28 resolution;
+keeping stage 1 at 28×28 (stem stride 1) costs ~4× the FLOPs and ran ~3–5× slower in the benchmark,
+which the default 10-minute budget cannot afford. ``stem_stride=1`` is available for bigger machines.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+from torch import nn
+
+from ..data.base import DataInfo
+from ..errors import ContrastkitError
+from . import register_encoder
+from .resnet import _image_info
+
+
+class ResidualBlock(nn.Module):
+    """Post-activation basic block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ConvNet(nn.Module):
+    """Stem + stages of residual blocks (channels double and resolution halves per stage) + GAP."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        width: int = 32,
+        depth: Union[int, Sequence[int]] = 1,
+        num_stages: int = 3,
+        stem_stride: int = 2,
+        zero_init_residual: bool = False,
+    ):
+        super().__init__()
+        depths = [int(depth)] * num_stages if isinstance(depth, int) else [int(d) for d in depth]
+        if width < 1 or not depths or any(d < 0 for d in depths) or stem_stride not in (1, 2):
+            raise ContrastkitError(
+                f"convnet: width must be ≥ 1 (got {width}), depth ≥ 0 per stage (got {depth}), "
+                f"stem_stride 1 or 2 (got {stem_stride})"
+            )
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=stem_stride, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        stages = []
+        cin = width
+        for i, d in enumerate(depths):
+            cout = width * 2**i
+            blocks = [ResidualBlock(cin if j == 0 else cout, cout, 2 if (i > 0 and j == 0) else 1) for j in range(d)]
+            if d == 0 and cin != cout:  # an empty stage still has to change the width and resolution
+                blocks = [nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))]
+            stages.append(nn.Sequential(*blocks))
+            cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = cin
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, ResidualBlock):
+                    nn.init.zeros_(m.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+
+
+@register_encoder("convnet")
+def convnet(
+    info: DataInfo,
+    width: int = 32,
+    depth: Union[int, Sequence[int]] = 1,
+    num_stages: int = 3,
+    stem_stride: int = 2,
+    zero_init_residual: bool = False,
+) -> ConvNet:
+    """The default image encoder. ``out_dim`` = ``width`` · 2^(num_stages − 1) (128 by default).
+
+    ``width``: channels of the stem and stage 1; ``depth``: residual blocks per stage (an int, or one per
+    stage); ``stem_stride``: 2 (default, fast) or 1 (keeps full resolution in stage 1, ~4× the compute).
+    """
+    c, _, _ = _image_info(info, "convnet")
+    return ConvNet(c, width, depth, num_stages, stem_stride, zero_init_residual)

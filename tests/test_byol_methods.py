@@ -1,0 +1,97 @@
+"""byol, simsiam and directpred (METHODS.md §7, §8, §9)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from contrastkit.heads import directpred_weight
+from contrastkit.methods.byol import byol_loss
+from contrastkit.methods.simsiam import simsiam_loss
+from test_moco_helpers import batch_of, gen, make_method, single_thread  # noqa: F401 (autouse fixture)
+
+
+def _step(method, batch, seed=0, total=10, step=0):
+    opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.1)
+    out = method.training_step(batch, gen(seed))
+    opt.zero_grad()
+    out["loss"].backward()
+    opt.step()
+    method.after_step(step, total)
+    return out
+
+
+def test_byol_loss_range_and_target_gets_no_gradient():
+    p, z = torch.randn(32, 8), torch.randn(32, 8)
+    per_pair = 2 - 2 * F.cosine_similarity(p, z)
+    assert (per_pair >= 0).all() and (per_pair <= 4).all()
+    assert torch.allclose(byol_loss(p, z), (F.normalize(p) - F.normalize(z)).pow(2).sum(1).mean(), atol=1e-6)
+    assert byol_loss(p, -p) == 4.0 and abs(byol_loss(p, p).item()) < 1e-6
+    method, train = make_method("byol")
+    out = method.training_step(batch_of(train, range(16)), gen())
+    out["loss"].backward()
+    assert 0 <= out["loss"].item() <= 8
+    for p in list(method.target_encoder.parameters()) + list(method.target_head.parameters()):
+        assert not p.requires_grad and p.grad is None
+    assert all(p.grad is not None for p in method.predictor.parameters())
+
+
+def test_byol_tau_1_freezes_target():
+    method, train = make_method("byol", momentum=1.0, momentum_final=1.0)
+    before = [p.clone() for p in method.target_encoder.parameters()]
+    _step(method, batch_of(train, range(16)))
+    assert all(torch.equal(a, b) for a, b in zip(before, method.target_encoder.parameters()))
+    method, train = make_method("byol")
+    _step(method, batch_of(train, range(16)), step=0, total=10)
+    assert method._momentum == 0.99
+    method.after_step(10, 10)
+    assert method._momentum == 1.0
+
+
+def test_simsiam_loss_range_stop_gradient_and_fixed_predictor_lr():
+    p = torch.randn(16, 8, requires_grad=True)
+    z = torch.randn(16, 8, requires_grad=True)
+    loss = simsiam_loss(p, z)
+    loss.backward()
+    assert -1 <= loss.item() <= 1 and z.grad is None and p.grad is not None
+    method, train = make_method("simsiam")
+    out = method.training_step(batch_of(train, range(16)), gen())
+    assert -1 <= out["loss"].item() <= 1
+    groups = method.parameter_groups()
+    assert len(groups) == 2 and groups[1]["scheduled"] is False
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in method.predictor.parameters()}
+    n_all = sum(1 for p in method.parameters() if p.requires_grad)
+    assert sum(len(g["params"]) for g in groups) == n_all
+    # the last BN of the projector has no affine parameters
+    last_bn = [m for m in method.head.modules() if isinstance(m, torch.nn.BatchNorm1d)][-1]
+    assert last_bn.weight is None
+
+
+def test_directpred_predictor_is_set_analytically_and_not_trained():
+    eps = 0.01
+    method, train = make_method("directpred", dyn_eps=eps)
+    assert list(method.predictor.parameters()) == []  # W_p is a buffer: the optimiser never sees it
+    assert "predictor.weight" in method.state_dict()
+    for step in range(3):
+        _step(method, batch_of(train, range(16 * step, 16 * step + 16)), seed=step, step=step)
+        w = method.predictor_weight().detach().double()
+        corr = method.corr.double()
+        assert torch.allclose(w, w.T, atol=1e-6)
+        ev = torch.linalg.eigvalsh(w)
+        assert ev.min() >= eps - 1e-5 and ev.max() <= 1 + eps + 1e-5
+        assert torch.allclose(w @ corr, corr @ w, atol=1e-5 * corr.abs().max().item())
+        assert torch.equal(method.predictor_weight(), directpred_weight(method.corr, eps))
+    # F̂ = I  ⇒  W_p = (1 + ε) I
+    eye = torch.eye(8)
+    assert torch.allclose(directpred_weight(eye, eps), (1 + eps) * eye, atol=1e-6)
+    # F̂ follows its EMA: ρ F̂ + (1 − ρ) mean f fᵀ
+    before = method.corr.clone()
+    batch = batch_of(train, range(8))
+    g = gen(9)
+    x = torch.cat([method.view1(batch.x, g), method.view2(batch.x, g)])
+    state = {k: v.clone() for k, v in method.state_dict().items()}
+    with torch.no_grad():
+        z = method.head(method.encoder(x)).float()
+    method.load_state_dict(state)  # undo the BN running-stat update of the reference forward
+    method.training_step(batch, gen(9))
+    assert torch.allclose(method.corr, 0.3 * before + 0.7 * (z.T @ z / z.shape[0]), atol=1e-5)
