@@ -173,7 +173,7 @@ def make_floor(obj: str, n: int, d: int):
     """Three products of the logit matrix's shapes; full matrices when they fit, else row blocks."""
     rows, cols = floor_shapes(obj, n)
     a, b = torch.randn(rows, d), torch.randn(cols, d)
-    block = rows if rows * cols * 4 * 2 <= (2 << 30) else max(1, (1 << 28) // (cols * 4))
+    block = rows if rows * cols * 4 * 2 <= (4 << 30) else max(1, (1 << 28) // (cols * 4))
     s = torch.empty(block, cols)
     gmat = torch.randn(block, cols)
     ga, gb = torch.empty(block, d), torch.empty(cols, d)
@@ -321,7 +321,7 @@ def bench(args) -> list[dict]:
                 rows.append(dict(obj=obj, n=n, impl=impl, time=tb, rel_err=err))
             if not args.no_memory:
                 for r in rows:
-                    if r["obj"] == obj and r["n"] == n:
+                    if r["obj"] == obj and r["n"] == n and r["impl"] != "floor":
                         spec = dict(obj=obj, impl=r["impl"].replace("_bf16", ""), n=n, d=args.dim,
                                     bf16=r["impl"].endswith("_bf16"))
                         r["peak_mib"] = measure_memory(spec)
@@ -356,7 +356,7 @@ def report(rows, args, final=True):
             t.add_column(h, justify="left" if h in ("objective", "impl") else "right")
         for row in table:
             t.add_row(*row)
-        Console().print(t)
+        Console(width=max(120, Console().width)).print(t)
     except ImportError:
         print(title)
         widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header)]

@@ -198,3 +198,21 @@ def test_knn_distance_scores_match_brute_force():
     d = torch.cdist(te.double(), tr.double())
     want = d.sort(1).values[:, :3].mean(1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_pretrain_runs_clan_on_a_csv_through_the_trainer(tmp_path):
+    import pandas as pd
+
+    from contrastkit.api import pretrain
+
+    rng = np.random.default_rng(0)
+    n = 300
+    pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y"], n),
+                  "label": rng.choice(["ok", "bad"], n, p=[0.9, 0.1])}).to_csv(tmp_path / "t.csv", index=False)
+    result = pretrain(method="clan", data=str(tmp_path / "t.csv"), label_column="label", anomaly_label="bad",
+                      epochs=2, batch_size=64, evaluate=False, monitor_every=0, out=str(tmp_path / "run"),
+                      progress=False, device="cpu", encoder_kwargs={"width": 16, "depth": 1, "out_dim": 8})
+    assert result.steps == 2 * (len(result.splits.train) // 64)
+    assert (tmp_path / "run" / "encoder.pt").exists()
+    rows = anomaly_protocol(result.method.encoder, None, result.splits, method_name="clan", baselines=False)
+    assert len(rows) == 2 and all(0.0 <= r["auroc"] <= 1.0 for r in rows)

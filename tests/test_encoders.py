@@ -42,7 +42,7 @@ CASES = [((1, 28, 28), {}), ((3, 32, 32), {}), ((3, 64, 64), {"stem": "imagenet"
 def test_output_shape(name, shape, kwargs):
     if name == "convnet":
         kwargs = {}  # the convnet has one stem
-    enc = build(name, shape, **kwargs)
+    enc = build(name, shape, **kwargs)  # train mode: BN on batch statistics
     assert enc.out_dim == OUT_DIM[name]
     with torch.no_grad():
         h = enc(torch.randn(2, *shape))
@@ -84,15 +84,16 @@ def test_resnet_state_dict_uses_torchvision_names():
     assert "layer3.5.conv3.weight" in keys50 and "layer1.0.downsample.1.weight" in keys50
 
 
-# Autocast and channels_last: small inputs keep the emulated-bf16 path on AVX2 CPUs quick.
-AMP_CASES = [("convnet", (1, 28, 28), {}), ("resnet18", (3, 32, 32), {}),
-             ("resnet50", (3, 64, 64), {"stem": "imagenet"})]
+# Autocast and channels_last. bf16 convolutions are emulated (10–30× slower than fp32) on CPUs without
+# AVX512-BF16/AMX, so the ResNets run on small imagenet-stem inputs here; the cifar stem differs only in conv1.
+AMP_CASES = [("convnet", (1, 28, 28), {}), ("resnet18", (3, 32, 32), {"stem": "imagenet"}),
+             ("resnet50", (3, 32, 32), {"stem": "imagenet"})]
 
 
 @pytest.mark.parametrize("name,shape,kwargs", AMP_CASES, ids=[c[0] for c in AMP_CASES])
 def test_bf16_autocast_and_channels_last(name, shape, kwargs):
     enc = build(name, shape, **kwargs).eval()
-    x = torch.randn(4, *shape)
+    x = torch.randn(2 if name == "resnet50" else 4, *shape)
     with torch.no_grad():
         ref = enc(x)
         enc_cl = enc.to(memory_format=torch.channels_last)
@@ -109,7 +110,7 @@ def test_bf16_autocast_and_channels_last(name, shape, kwargs):
 
 @pytest.mark.parametrize("name,shape,kwargs", [("convnet", (1, 28, 28), {}), ("convnet", (3, 32, 32), {}),
                                                ("resnet18", (1, 28, 28), {}),
-                                               ("resnet50", (3, 64, 64), {"stem": "imagenet"})])
+                                               ("resnet50", (3, 32, 32), {"stem": "imagenet"})])
 def test_gradient_reaches_every_parameter(name, shape, kwargs):
     enc = build(name, shape, **kwargs).train()
     x = torch.randn(4, *shape).contiguous(memory_format=torch.channels_last)
@@ -125,7 +126,7 @@ def test_zero_init_residual():
     enc = build("resnet18", (3, 32, 32), zero_init_residual=True)
     assert all((b.bn2.weight == 0).all() for layer in [enc.layer1, enc.layer4] for b in layer)
     assert (enc.bn1.weight == 1).all()
-    enc50 = build("resnet50", (3, 224, 224), zero_init_residual=True)
+    enc50 = build("resnet50", (3, 224, 224), zero_init_residual=True)  # init is what is tested: not meta
     assert (enc50.layer2[1].bn3.weight == 0).all() and (enc50.layer2[1].bn2.weight == 1).all()
     assert (build("resnet18", (3, 32, 32)).layer1[0].bn2.weight == 1).all()
     conv = build("convnet", (1, 28, 28), zero_init_residual=True)

@@ -113,8 +113,8 @@ def test_linear_probe_separable_and_deterministic():
 def test_linear_probe_sgd_and_constant_feature():
     x, y = blobs(2000, 16, 5, sep=2.0, seed=4)
     x[:, 3] = 7.0  # constant column: must not produce NaN
-    a = linear_probe(x[:1500], y[:1500], x[1500:], y[1500:], method="sgd", epochs=5)
-    b = linear_probe(x[:1500], y[:1500], x[1500:], y[1500:], method="sgd", epochs=5)
+    a = linear_probe(x[:1500], y[:1500], x[1500:], y[1500:], method="sgd", epochs=5, batch_size=256)
+    b = linear_probe(x[:1500], y[:1500], x[1500:], y[1500:], method="sgd", epochs=5, batch_size=256)
     assert a == b and a >= 0.95
     with pytest.raises(ContrastkitError, match="method"):
         linear_probe(x, y, x, y, method="adam")

@@ -93,15 +93,17 @@ def reference_weight(F_hat: np.ndarray, eps: float) -> np.ndarray:
     return U @ np.diag(p) @ U.T
 
 
-def random_corr(d: int, rank: int, seed: int) -> torch.Tensor:
+def random_corr(d: int, rank: int, seed: int, dtype=torch.float32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    f = torch.randn(4 * d, rank, generator=g) @ torch.randn(rank, d, generator=g)
-    return f.T @ f / f.shape[0]  # mean_batch(f fᵀ)
+    f = torch.randn(4 * d, rank, generator=g, dtype=torch.float64) @ torch.randn(rank, d, generator=g, dtype=torch.float64)
+    return (f.T @ f / f.shape[0]).to(dtype)  # mean_batch(f fᵀ)
 
 
 @pytest.mark.parametrize("d,rank,eps", [(8, 8, 0.01), (32, 32, 0.01), (32, 5, 0.01), (16, 16, 0.1), (16, 3, 0.0)])
 def test_directpred_weight_invariants(d, rank, eps):
-    F_hat = random_corr(d, rank, seed=d + rank)
+    # Rank-deficient cases in float64: in float32 the null space of F̂ holds rounding noise ~1e-7·max s,
+    # which the square root lifts to ~3e-4 — inherent to the formula, not an error of the implementation.
+    F_hat = random_corr(d, rank, seed=d + rank, dtype=torch.float32 if rank == d else torch.float64)
     W = directpred_weight(F_hat, eps=eps)
     assert W.shape == (d, d) and W.dtype == F_hat.dtype
     torch.testing.assert_close(W, W.T, rtol=0, atol=0)  # exactly symmetric
@@ -111,9 +113,9 @@ def test_directpred_weight_invariants(d, rank, eps):
     torch.testing.assert_close(ev.max(), torch.tensor(1 + eps, dtype=torch.float64), atol=1e-5, rtol=0)
     torch.testing.assert_close(W @ F_hat, F_hat @ W, atol=1e-4 * F_hat.norm().item(), rtol=0)  # commutes
     np.testing.assert_allclose(W.numpy(), reference_weight(F_hat.double().numpy(), eps), atol=2e-5)
-    if rank < d:  # rank-deficient: the null space of F̂ gets exactly eps (or the 1e-4 floor)
-        n_small = int((ev < lo + 1e-3).sum())
-        assert n_small == d - rank
+    if rank < d:  # rank-deficient: the null space of F̂ gets eps (or the 1e-4 floor), up to rounding
+        assert int((ev < lo + 1e-5).sum()) == d - rank
+        assert ev.sort().values[d - rank] > lo + 0.05
 
 
 def test_directpred_identity_and_scale():

@@ -261,3 +261,16 @@ def test_error_bad_test_fraction_and_missing_file(tmp_path):
     bad(tmp_path, make_frame(), r"test_fraction=1.5", test_fraction=1.5)
     with pytest.raises(ContrastkitError, match="neither a built-in data set"):
         load_data(str(tmp_path / "nope.csv"), {})
+
+
+def test_integer_categories_match_across_files_when_pandas_reads_floats(tmp_path):
+    df = make_frame()
+    df["port"] = np.where(np.arange(len(df)) % 2 == 0, 80, 443)
+    test = make_frame(6, seed=4)
+    test["port"] = [80, 443, np.nan, 80, 22, 443]  # read back as floats: 80.0, 443.0, NaN, ...
+    splits = load_data(write(df, tmp_path / "tr.csv"), {"categorical_columns": ["port"], "impute": True,
+                                                        "test_data": write(test, tmp_path / "te.csv")})
+    assert splits.info.extra["vocab"]["port"] == ["443", "80"]
+    j = splits.info.extra["columns"].index("port")
+    mode = splits.info.extra["vocab"]["port"].index(splits.info.extra["impute"]["port"])
+    assert splits.test.x[:, j].tolist() == [1.0, 0.0, float(mode), 1.0, 2.0, 0.0]  # 22 is unknown → code 2

@@ -427,7 +427,7 @@ def test_resize_matches_pil_uint8_rgb_and_torch_antialias(case):
     assert err.mean() < 0.5 and err.max() <= 2.0  # PIL rounds to uint8 after each pass: within 2/255
     crop = x[:, :, top : top + h, left : left + w].float()
     tv = F.interpolate(crop, size=(out, out), mode="bilinear", align_corners=False, antialias=True)[0]
-    torch.testing.assert_close(ours, tv, atol=2e-4, rtol=0)
+    torch.testing.assert_close(ours, tv, atol=1e-3, rtol=0)  # 255 scale; torch uses float32 weights
 
 
 # ==========================================================================================================

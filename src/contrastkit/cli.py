@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .errors import ContrastkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Self-supervised contrastive representation learning for any kind of data.")
 console = Console()
 
@@ -128,15 +128,9 @@ def report(run: Path = typer.Argument(..., help="run folder")) -> None:
 
 
 def main() -> None:
-    import click
-
+    """Console entry point: bad input ends with one clear line and exit status 2, not a traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except ContrastkitError as e:
         console.print(f"[bold red]error:[/] {e}")
         sys.exit(2)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)

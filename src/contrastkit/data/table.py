@@ -48,8 +48,8 @@ Shuttle
 -------
 `shuttle` is the ODDS version of Statlog Shuttle shipped inside `river` (49,097 rows, 9 integer features,
 `anomaly` 0/1, 3,511 anomalies). Split: a seeded (cfg `seed`) 60/40 split of the 45,586 NORMAL rows; training
-gets the 60 % (27,351 rows) and only those; the test split holds the other 40 % of the normal rows plus ALL
-3,511 anomalies (21,746 rows, 16.1 % anomalies). The fraction is fixed (cfg `test_fraction` is not used) so
+gets the 60 % (27,352 rows) and only those; the test split holds the other 40 % (18,234 rows) plus ALL
+3,511 anomalies (21,745 rows, 16.1 % anomalies). The fraction is fixed (cfg `test_fraction` is not used) so
 published numbers stay comparable.
 """
 
@@ -83,6 +83,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise ContrastkitError(f"{str(path)!r}: reading Parquet needs pyarrow: pip install "
+                                       f"'contrastkit[parquet]' (or save the table as .csv)") from None
             df = pd.read_parquet(path)
         elif name.endswith(".csv") or name.endswith(".csv.gz"):
             df = pd.read_csv(path, skipinitialspace=True)
@@ -105,8 +110,14 @@ def _where(source: str, row: int, is_csv: bool) -> str:
     return f"row {row} (file line {row + 2})" if is_csv else f"row {row}"
 
 
-def _is_text(col: pd.Series) -> bool:
-    return col.dtype == object or isinstance(col.dtype, pd.StringDtype) or isinstance(col.dtype, pd.CategoricalDtype)
+def _as_category(v: Any) -> str:
+    """Text form of a category / label value; 80.0 and 80 are the same category (pandas turns an integer
+    column with missing values into floats, so one file may hold 80 and another 80.0)."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, (np.integer, np.bool_)):
+        v = v.item()
+    return str(v).strip()
 
 
 def _infer_kind(col: pd.Series) -> str:
@@ -161,7 +172,7 @@ def _parse(df: pd.DataFrame, kinds: dict[str, str], source: str, is_csv: bool) -
         else:
             values = col.to_numpy(dtype=object)
             missing = pd.isna(col).to_numpy()
-            out = np.array([None if m else str(v).strip() for v, m in zip(values, missing)], dtype=object)
+            out = np.array([None if m else _as_category(v) for v, m in zip(values, missing)], dtype=object)
             categorical[name] = out
     return _Frame(numeric, categorical, len(df))
 
@@ -301,11 +312,11 @@ def _as_list(v: Any) -> list:
 
 def _label_matches(labels: pd.Series, targets: Sequence[Any]) -> np.ndarray:
     """Rows whose label equals any target, comparing as text and, when both parse, as numbers (1 == '1.0')."""
-    text = labels.astype(str).str.strip().to_numpy()
+    text = np.array([_as_category(v) for v in labels.tolist()], dtype=object)
     num = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     out = np.zeros(len(labels), dtype=bool)
     for t in targets:
-        out |= text == str(t).strip()
+        out |= text == _as_category(t)
         try:
             tf = float(t)
         except (TypeError, ValueError):
@@ -316,7 +327,7 @@ def _label_matches(labels: pd.Series, targets: Sequence[Any]) -> np.ndarray:
 
 
 def _class_names(labels: list[pd.Series]) -> list[str]:
-    values = sorted({str(v).strip() for s in labels for v in s.tolist()})
+    values = sorted({_as_category(v) for s in labels for v in s.tolist()})
     try:
         return sorted(values, key=float)
     except ValueError:
@@ -405,7 +416,7 @@ def table_splits(
                                        f"every row needs a label (or leave label_column unset)")
         classes = _class_names(frames)
         code = {c: k for k, c in enumerate(classes)}
-        class_ids = [np.array([code[str(v).strip()] for v in s.tolist()], dtype=np.int64) for s in frames]
+        class_ids = [np.array([code[_as_category(v)] for v in s.tolist()], dtype=np.int64) for s in frames]
         extra.update(label_column=label, classes=classes)
         if anomaly_mode:
             targets = _as_list(anomaly_label if anomaly_label is not None else normal_label)

@@ -97,9 +97,9 @@ def fit_linear_probe(
     method: Literal["lbfgs", "sgd"] = "lbfgs",
     weight_decay: float = 1e-4,
     max_iter: int = 100,
-    epochs: int = 20,
+    epochs: int = 10,
     lr: float = 0.5,
-    batch_size: int = 1024,
+    batch_size: int = 4096,
     seed: int = 0,
     num_classes: Optional[int] = None,
     device: Optional[torch.device | str] = None,
@@ -127,7 +127,9 @@ def fit_linear_probe(
     std = x.std(0, unbiased=False)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant features: leave unscaled
     xs = (x - mean) / std
-    with torch.enable_grad(), single_thread_if_small(x.numel()):
+    # thread policy by the work of one solver step: the full batch for L-BFGS, one mini-batch for SGD
+    step_work = x.numel() if method == "lbfgs" else min(batch_size, x.shape[0]) * x.shape[1]
+    with torch.enable_grad(), single_thread_if_small(step_work):
         if method == "lbfgs":
             w, b = _lbfgs(xs, y, c, weight_decay, max_iter)
         else:
@@ -144,9 +146,9 @@ def linear_probe(
     method: Literal["lbfgs", "sgd"] = "lbfgs",
     weight_decay: float = 1e-4,
     max_iter: int = 100,
-    epochs: int = 20,
+    epochs: int = 10,
     lr: float = 0.5,
-    batch_size: int = 1024,
+    batch_size: int = 4096,
     seed: int = 0,
     device: Optional[torch.device | str] = None,
 ) -> float:

@@ -37,7 +37,9 @@ from .base import Method, register_method
 
 
 def _head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Module:
-    if num_layers <= 1:
+    if num_layers <= 0:
+        return nn.Identity()
+    if num_layers == 1:
         return nn.Linear(in_dim, out_dim)
     try:
         from ..heads import ProjectionHead

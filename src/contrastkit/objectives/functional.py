@@ -65,14 +65,11 @@ def _use_gather(gather: bool | None) -> bool:
 
 def _reduce(loss_rows: Tensor, valid: Tensor, gathered: bool) -> Tensor:
     """Mean over valid anchors; global mean when gathered (see module docstring for the gradient)."""
-    local_sum = loss_rows.sum()
+    local_sum = loss_rows.sum()  # rows of invalid anchors are 0 (no anchor valid ⇒ loss 0, no NaN)
     if not gathered:
-        count = int(valid.sum())
-        return local_sum / count if count else local_sum * 0.0
+        return local_sum / valid.sum().clamp(min=1).to(local_sum.dtype)
     stats = _dist.all_reduce_sum(torch.stack([local_sum.detach(), valid.sum().to(local_sum.dtype)]))
-    total, count = stats[0], stats[1]
-    if float(count) == 0:
-        return local_sum * 0.0
+    total, count = stats[0], stats[1].clamp(min=1)
     surrogate = local_sum * (_dist.world_size() / count)
     return surrogate + (total / count - surrogate).detach()
 

@@ -56,7 +56,7 @@ class Monitor:
         if "knn" in values:
             parts.append(f"kNN {100 * values['knn']:.1f}%")
         if "eff_rank" in values:
-            parts.append(f"rank {values["eff_rank"]:.1f}")
+            parts.append(f"rank {values['eff_rank']:.1f}")
         if self.warning:
             parts.append(f"[bold red]{self.warning}[/]")
         return " ".join(parts)

@@ -105,27 +105,31 @@ def sample_crop_params(
     return tuple(p.to(device) for p in params)  # type: ignore[return-value]
 
 
-def resample_weights(start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:
+def resample_weights(
+    start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int, flip: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """(B, out_size, in_size) matrices that crop [start, start+length) and resize it to out_size.
 
     This is the antialiased bilinear filter of PIL's `Image.resize(BILINEAR)` and of
     `F.interpolate(mode="bilinear", antialias=True, align_corners=False)`: output pixel o samples the crop at
     centre c = start + (o + 0.5)·length/out_size with a triangle filter whose support is stretched by the
     downscale factor max(length/out_size, 1); weights outside the crop are dropped and each row renormalised.
+    Where `flip`, output pixel o takes the weights of out_size − 1 − o (a mirrored result).
     """
     dt = _exact_float(start.device)  # coordinates up to ~1000 px: float32 would cost ~1e-5 in the weights
     dev = start.device
-    start_f = start.to(dt)
+    o = torch.arange(out_size, device=dev, dtype=dt).expand(start.shape[0], out_size)
+    if flip is not None:
+        o = torch.where(flip[:, None], (out_size - 1) - o, o)
     scale = length.to(dt) / out_size
-    support = scale.clamp(min=1.0)
-    o = torch.arange(out_size, device=dev, dtype=dt) + 0.5
-    center = start_f[:, None] + o * scale[:, None]  # (B, out)
+    inv_support = 1.0 / scale.clamp(min=1.0)
+    center = (start.to(dt)[:, None] + (o + 0.5) * scale[:, None]) * inv_support[:, None]  # (B, out)
     idx = torch.arange(in_size, device=dev)
-    dist = (idx.to(dt) + 0.5 - center[:, :, None]).abs_() / support[:, None, None]
-    w = (1.0 - dist).clamp_(min=0.0)
     inside = (idx >= start[:, None]) & (idx < (start + length)[:, None])  # (B, in)
-    w = w * inside[:, None, :]
-    return (w / w.sum(dim=-1, keepdim=True)).to(torch.float32)
+    # pixel centres in filter units; +inf outside the crop gives those pixels weight 0
+    pix = torch.where(inside, (idx.to(dt) + 0.5) * inv_support[:, None], math.inf)
+    w = (pix[:, None, :] - center[:, :, None]).abs_().neg_().add_(1.0).clamp_(min=0.0)  # triangle filter
+    return w.div_(w.sum(dim=-1, keepdim=True)).to(torch.float32)
 
 
 def resized_crop(
@@ -136,21 +140,26 @@ def resized_crop(
     w: torch.Tensor,
     size: int,
     flip: Optional[torch.Tensor] = None,
+    divide: Optional[float] = None,
 ) -> torch.Tensor:
     """Crop each sample to (top, left, h, w), resize antialiased to size×size, and mirror where `flip`.
 
-    out = Wy · x · Wxᵀ with per-sample separable resampling matrices (a horizontal flip reverses Wx's rows).
-    `x` is any float (B, C, H, W); values keep their scale.
+    out = Wy · x · Wxᵀ per sample and channel with separable resampling matrices, as two batched matmuls
+    with the channels folded into the matrices (rows, then columns). `x`: (B, C, H, W), any dtype (uint8
+    is converted on the way); returns contiguous float32 (B, C, size, size), divided by `divide` if given.
     """
-    _, _, height, width = x.shape
+    n, c, height, width = x.shape
     wy = resample_weights(top, h, height, size)
-    wx = resample_weights(left, w, width, size)
-    if flip is not None:
-        wx = torch.where(flip[:, None, None], wx.flip(1), wx)
-    # Contract the larger input side first (fewer multiply-adds); both orders give the same result.
-    if width >= height:
-        return torch.matmul(wy[:, None], torch.matmul(x, wx.transpose(1, 2)[:, None]))
-    return torch.matmul(torch.matmul(wy[:, None], x), wx.transpose(1, 2)[:, None])
+    wx = resample_weights(left, w, width, size, flip)
+    xt = torch.empty(n, height, c, width, dtype=torch.float32, device=x.device)
+    xt.copy_(x.transpose(1, 2))  # (B, H, C, W): rows first, channels folded into the columns
+    t = torch.bmm(wy, xt.view(n, height, c * width))  # (B, S, C·W)
+    t = torch.bmm(t.view(n, size * c, width), wx.transpose(1, 2))  # (B, S·C, S)
+    t = t.view(n, size, c, size).transpose(1, 2)
+    out = torch.empty(n, c, size, size, dtype=torch.float32, device=x.device)
+    if divide is None:
+        return out.copy_(t)
+    return torch.div(t, divide, out=out)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -231,18 +240,74 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _blend_stage(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def _blend_stage(x: torch.Tensor, factor: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor):
     """One position of the jitter order: each sample applies brightness, contrast, saturation or nothing.
 
-    All three are blends with a "degenerate" image: black, the luma mean, or the luma image.
+    All three blend with a "degenerate" image: black (brightness), the luma mean (contrast; `contrast` is 1),
+    the luma image (saturation; `saturation` is 1). Doing nothing is factor 1.
     """
     gray = rgb_to_grayscale(x)
     mean = gray.mean(dim=(-2, -1), keepdim=True)
-    is_sat = _col(op == SATURATION, x)
-    is_con = _col(op == CONTRAST, x)
-    other = torch.addcmul(mean * is_con, gray, is_sat)  # exact: one of the two terms is 0·finite
-    factor = torch.where(op == _NONE, torch.ones_like(factor), factor)
+    other = torch.addcmul(mean * _col(contrast, x), gray, _col(saturation, x))  # exact: one term is 0·finite
     return blend(x, other, factor)
+
+
+def jitter_plan(
+    factors: torch.Tensor,
+    order: torch.Tensor,
+    active: torch.Tensor,
+    channels: int,
+    use_hue: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Turn per-sample ColorJitter draws into a per-stage schedule that the whole batch runs in lockstep.
+
+    factors: (B, 4) brightness, contrast, saturation factors and hue shift; order: (B, 4) a permutation of
+    0..3 per sample (ops applied left to right, like `ColorJitter`'s `fn_idx`); active: (B,) bool
+    (RandomApply). 1-channel images use brightness and contrast only; `use_hue=False` drops hue.
+
+    Hue, the costly op, runs once: each sample's order is split into the blend ops before its hue and those
+    after, giving k−1 blend stages, hue, k−1 blend stages for k ops (without hue: k blend stages). A sample
+    with nothing to do at a stage gets factor 1. Returns (B, stages) tensors `jitter_factor`,
+    `jitter_contrast`, `jitter_saturation` (0/1 floats), and with hue `jitter_hue` (B,) and `jitter_hue_on`.
+    """
+    n = factors.shape[0]
+    dev = factors.device
+    ops = [BRIGHTNESS, CONTRAST] + ([SATURATION] + ([HUE] if use_hue else []) if channels == 3 else [])
+    k = len(ops)
+    pos = torch.argsort(order.to(dev), dim=1)  # pos[b, op] = position of op in sample b's order
+    ops_t = torch.tensor(ops, device=dev)
+    seq = ops_t[torch.argsort(pos[:, ops_t], dim=1)]  # (B, k): the ops used, in application order
+    if HUE in ops:
+        hpos = (seq == HUE).to(torch.int32).argmax(dim=1, keepdim=True)
+        s = torch.arange(k - 1, device=dev)
+        before = torch.where(s < hpos, seq[:, : k - 1], _NONE)
+        after_idx = hpos + 1 + s
+        after = torch.where(after_idx < k, seq.gather(1, after_idx.clamp(max=k - 1)), _NONE)
+        seq = torch.cat([before, after], dim=1)
+    seq = torch.where(active[:, None], seq, _NONE)
+    factor = factors.gather(1, seq.clamp(min=0))
+    plan = {
+        "jitter_factor": torch.where(seq == _NONE, torch.ones_like(factor), factor),
+        "jitter_contrast": (seq == CONTRAST).to(factors.dtype),
+        "jitter_saturation": (seq == SATURATION).to(factors.dtype),
+    }
+    if HUE in ops:
+        plan["jitter_hue"] = factors[:, HUE].clone()
+        plan["jitter_hue_on"] = (active & (factors[:, HUE] != 0)).to(factors.dtype)
+    return plan
+
+
+def apply_jitter_plan(x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Run a `jitter_plan` (or a slice of one along the batch) on x."""
+    factor, contrast, saturation = plan["jitter_factor"], plan["jitter_contrast"], plan["jitter_saturation"]
+    stages = factor.shape[1]
+    hue_at = stages // 2 if "jitter_hue" in plan else -1
+    out = x
+    for s in range(stages):
+        if s == hue_at:
+            out = torch.lerp(out, adjust_hue(out, plan["jitter_hue"]), _col(plan["jitter_hue_on"], out))
+        out = _blend_stage(out, factor[:, s], contrast[:, s], saturation[:, s])
+    return out
 
 
 def color_jitter(
@@ -252,52 +317,13 @@ def color_jitter(
     active: Optional[torch.Tensor] = None,
     use_hue: bool = True,
 ) -> torch.Tensor:
-    """torchvision ColorJitter with per-sample factors and per-sample op order, for the whole batch.
+    """torchvision ColorJitter with per-sample factors and op order for the whole batch (see `jitter_plan`).
 
-    factors: (B, 4) brightness, contrast, saturation factors and hue shift; order: (B, 4) a permutation of
-    0..3 per sample (ops applied left to right, like `ColorJitter`'s `fn_idx`); active: (B,) bool, samples
-    where False are returned unchanged (RandomApply). 1-channel images apply brightness and contrast only;
-    `use_hue=False` skips hue (for a hue strength of 0).
-
-    Hue (the costly op) runs once per batch: each sample's order is split into the blend ops before its hue
-    and those after, so the batch runs k−1 blend stages, hue, k−1 blend stages for k ops; a sample with
-    nothing to do at a stage is left unchanged (factor 1 is an exact no-op).
+    Samples where `active` is False are returned unchanged.
     """
-    n = x.shape[0]
-    ops = [BRIGHTNESS, CONTRAST]
-    if x.shape[1] == 3:
-        ops.append(SATURATION)
-        if use_hue:
-            ops.append(HUE)
     if active is None:
-        active = torch.ones(n, dtype=torch.bool, device=x.device)
-    order = order.to(x.device)
-    pos = torch.argsort(order, dim=1)  # pos[b, op] = position of op in sample b's order
-    ops_t = torch.tensor(ops, device=x.device)
-    sub = ops_t[torch.argsort(pos[:, ops_t], dim=1)]  # (B, k): the ops used, in application order
-    k = len(ops)
-    none = torch.full((n,), _NONE, device=x.device, dtype=sub.dtype)
-    stages: list[Optional[torch.Tensor]]
-    if HUE not in ops:
-        stages = [sub[:, s] for s in range(k)]
-    else:
-        hpos = (sub == HUE).to(torch.int32).argmax(dim=1)
-        before = [torch.where(s < hpos, sub[:, s], none) for s in range(k - 1)]
-        after = []
-        for s in range(k - 1):
-            i = hpos + 1 + s
-            after.append(torch.where(i < k, sub.gather(1, i.clamp(max=k - 1)[:, None]).squeeze(1), none))
-        stages = before + [None] + after
-    out = x
-    for op in stages:
-        if op is None:  # the hue stage
-            on = active & (factors[:, HUE] != 0)
-            out = torch.lerp(out, adjust_hue(out, factors[:, HUE]), _col(on, out))
-            continue
-        op = torch.where(active, op, none)
-        f = factors.gather(1, op.clamp(min=0)[:, None]).squeeze(1)
-        out = _blend_stage(out, op, f)
-    return out
+        active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    return apply_jitter_plan(x, jitter_plan(factors.to(x.device), order, active.to(x.device), x.shape[1], use_hue))
 
 
 def random_grayscale(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -282,6 +282,7 @@ class ImageViews(_Normalize):
             lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -hue], device=device)
             hi = torch.tensor([1 + b, 1 + c, 1 + s, hue], device=device)
             p["jitter_factors"] = lo + (hi - lo) * rand(n, 4)
+            p.update(ops.jitter_plan(p["jitter_factors"], p["jitter_order"], p["jitter"], self.channels, hue > 0))
         if self.channels == 3 and cfg.grayscale_p > 0:
             p["grayscale"] = rand(n) < cfg.grayscale_p
         if cfg.blur_p > 0:
@@ -307,20 +308,18 @@ class ImageViews(_Normalize):
         """The recipe with given parameters (deterministic), for a batch or any slice of it."""
         cfg = self.config
         # 1–2. random resized crop + horizontal flip: one antialiased resampling per sample
-        y = ops.resized_crop(x.float(), p["top"], p["left"], p["height"], p["width"], cfg.image_size, p["flip"])
-        if x.dtype == torch.uint8:
-            y = y.div_(255.0)
+        divide = 255.0 if x.dtype == torch.uint8 else None
+        y = ops.resized_crop(x, p["top"], p["left"], p["height"], p["width"], cfg.image_size, p["flip"], divide)
         # 3. colour jitter (RandomApply), ops in a random order per sample
         if "jitter" in p:
-            y = ops.color_jitter(
-                y, p["jitter_factors"], p["jitter_order"], p["jitter"], use_hue=cfg.jitter_strength[3] > 0
-            )
+            plan = {k: p[k] for k in _JITTER_PLAN_KEYS if k in p}
+            y = _on_samples(y, p["jitter"], plan, ops.apply_jitter_plan)
         # 4. random grayscale (RGB only)
         if "grayscale" in p:
             y = ops.random_grayscale(y, p["grayscale"])
         # 5. gaussian blur, per-sample sigma
         if "blur" in p:
-            y = ops.gaussian_blur(y, p["blur_kernel"])
+            y = _on_samples(y, p["blur"], {"k": p["blur_kernel"]}, lambda z, q: ops.gaussian_blur(z, q["k"]))
         # 6. solarize
         if "solarize" in p:
             y = ops.solarize(y, p["solarize"], cfg.solarize_threshold)
@@ -341,6 +340,24 @@ class ImageViews(_Normalize):
         for i in range(0, n, chunk):
             out[i : i + chunk] = self.apply(x[i : i + chunk], {k: v[i : i + chunk] for k, v in params.items()})
         return out
+
+
+_JITTER_PLAN_KEYS = ("jitter_factor", "jitter_contrast", "jitter_saturation", "jitter_hue", "jitter_hue_on")
+
+
+def _on_samples(y: torch.Tensor, mask: torch.Tensor, params: dict[str, torch.Tensor], fn) -> torch.Tensor:
+    """fn(y, params) where `mask`; elsewhere fn must already be an exact no-op given its params.
+
+    On accelerators the whole batch runs (no host sync); on CPU only the masked samples are computed.
+    """
+    if y.device.type != "cpu":
+        return fn(y, params)
+    idx = mask.nonzero().squeeze(1)
+    if idx.numel() == y.shape[0]:
+        return fn(y, params)
+    if idx.numel() > 0:
+        y[idx] = fn(y[idx], {k: v[idx] for k, v in params.items()})
+    return y
 
 
 def image_views(info: DataInfo, cfg: dict[str, Any], view: int = 1) -> ImageViews:
