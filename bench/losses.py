@@ -314,7 +314,7 @@ def bench(args) -> list[dict]:
                     t = time.perf_counter()
                     lb = fwd_bwd(fns["ours"], a, b, e)
                     tb = min(tb, time.perf_counter() - t)
-                extra_rows["ours_bf16"] = (tb, abs(float(lb) - ref_loss) / max(1e-12, abs(ref_loss)))
+                extra_rows["ours_bf16"] = (tb, abs(float(lb.detach()) - ref_loss) / max(1e-12, abs(ref_loss)))
             for impl in [*fns, "floor"]:
                 rows.append(dict(obj=obj, n=n, impl=impl, time=best[impl]))
             for impl, (tb, err) in extra_rows.items():

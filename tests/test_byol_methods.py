@@ -37,7 +37,7 @@ def test_byol_loss_range_and_target_gets_no_gradient():
 
 
 def test_byol_tau_1_freezes_target():
-    method, train = make_method("byol", momentum=1.0, momentum_final=1.0)
+    method, train = make_method("byol", ema_momentum=1.0, ema_momentum_final=1.0)
     before = [p.clone() for p in method.target_encoder.parameters()]
     _step(method, batch_of(train, range(16)))
     assert all(torch.equal(a, b) for a, b in zip(before, method.target_encoder.parameters()))

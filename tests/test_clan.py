@@ -216,3 +216,12 @@ def test_pretrain_runs_clan_on_a_csv_through_the_trainer(tmp_path):
     assert (tmp_path / "run" / "encoder.pt").exists()
     rows = anomaly_protocol(result.method.encoder, None, result.splits, method_name="clan", baselines=False)
     assert len(rows) == 2 and all(0.0 <= r["auroc"] <= 1.0 for r in rows)
+
+
+def test_loss_math_stays_fp32_under_autocast():
+    g = torch.Generator().manual_seed(3)
+    z, za = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = clan_loss(z.bfloat16(), za.bfloat16())
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(reference_clan(z.bfloat16().float(), za.bfloat16().float(), 0.5, 0.5), abs=1e-6)

@@ -63,8 +63,9 @@ def run(model, x1, x2, y, gather):
         loss = fn(z1, z2, v, s, y, gather)
         loss.backward()
         inner = model.module if hasattr(model, "module") else model
-        out[name] = (loss.detach().clone(), {k: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
-                                            for k, p in inner.named_parameters()})
+        grads = {k: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
+                 for k, p in inner.named_parameters()}
+        out[name] = (loss.detach().clone(), grads)
     return out
 
 
@@ -119,7 +120,8 @@ def test_two_processes_equal_one_process(spawned, name):
         loss, grads = res["gather"][name]
         torch.testing.assert_close(loss, loss_ref, rtol=1e-5, atol=1e-6)  # the global mean on every rank
         for k in grads_ref:
-            torch.testing.assert_close(grads[k], grads_ref[k], rtol=1e-4, atol=1e-6, msg=f"{name}: grad of {k}")
+            torch.testing.assert_close(grads[k], grads_ref[k], rtol=1e-4, atol=1e-6,
+                                       msg=f"{name}: grad of {k}")
 
 
 def test_gather_off_is_local_loss(spawned):

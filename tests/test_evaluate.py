@@ -76,6 +76,16 @@ def test_knn_accuracies_share_search_and_accept_torch_and_numpy():
         assert 0.5 < a <= 1.0
 
 
+def test_string_labels_share_one_coding_between_train_and_test():
+    names = np.array(["cat", "dog", "emu", "fox"])
+    x, y = blobs(400, 8, 4, sep=5.0, seed=8)
+    # the test split lacks "cat": separate codings would shift every test label by one
+    test = y[300:] != 0
+    a = knn_accuracy(x[:300], names[y[:300]], x[300:][test], names[y[300:][test]], k=5)
+    b = linear_probe(x[:300], names[y[:300]], x[300:][test], names[y[300:][test]])
+    assert a > 0.9 and b > 0.9
+
+
 def test_knn_bad_input():
     with pytest.raises(ContrastkitError, match="larger than the number"):
         knn_accuracy(KNN_TRAIN, KNN_Y, KNN_Q, [0], k=10)
@@ -144,6 +154,16 @@ def test_nmi_ari_equal_sklearn_random_and_separated():
     x, y = blobs(300, 8, 3, sep=20.0, seed=6)
     s = cluster_scores(x, (y + 1) % 3)
     assert s["acc"] == s["nmi"] == s["ari"] == s["f1"] == pytest.approx(1.0)
+
+
+def test_cluster_scores_hand_case_independent_clusters():
+    # rows 0, 2 sit at A and rows 1, 3 at B, so k-means finds {0, 2} and {1, 3}; labels are {0, 1} vs {2, 3}.
+    # Contingency [[1, 1], [1, 1]]: mutual information 0 → NMI 0; ARI = (0 − 2·2/6) / (2 − 2·2/6) = −1/2
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    s = cluster_scores(x, [0, 0, 1, 1])
+    assert s["nmi"] == pytest.approx(0.0, abs=1e-12)
+    assert s["ari"] == pytest.approx(-0.5)
+    assert s["acc"] == pytest.approx(0.5)
 
 
 # -------------------------------------------------------------------------------------------- anomaly

@@ -24,7 +24,7 @@ def _step(method, batch, seed=0, lr=0.1):
 
 @pytest.mark.parametrize("name", ["moco", "mochi", "moco-ft"])
 def test_queue_holds_normalised_keys_and_key_encoder_gets_no_gradient(name):
-    method, train = make_method(name, mix_start_step=0) if name == "mochi" else make_method(name)
+    method, train = make_method(name, mix_start=0) if name == "mochi" else make_method(name)
     batch = batch_of(train, range(16))
     before = [p.clone() for p in method.key_encoder.parameters()]
     out = method.training_step(batch, gen(1))
@@ -45,12 +45,12 @@ def test_queue_holds_normalised_keys_and_key_encoder_gets_no_gradient(name):
 
 
 def test_key_momentum_1_freezes_and_0_copies():
-    frozen, train = make_method("moco", momentum=1.0, momentum_final=1.0)
+    frozen, train = make_method("moco", ema_momentum=1.0, ema_momentum_final=1.0)
     before = [p.clone() for p in frozen.key_encoder.parameters()]
     _step(frozen, batch_of(train, range(16)))
     assert all(torch.equal(a, b) for a, b in zip(before, frozen.key_encoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(before, frozen.encoder.parameters()))
-    copy, train = make_method("moco", momentum=0.0, momentum_final=0.0)
+    copy, train = make_method("moco", ema_momentum=0.0, ema_momentum_final=0.0)
     _step(copy, batch_of(train, range(16)))
     for a, b in zip(copy.encoder.parameters(), copy.key_encoder.parameters()):
         assert torch.equal(a, b)
@@ -91,26 +91,28 @@ def test_symmetric_uses_the_old_queue_for_both_terms_then_enqueues_both_views():
 
 def test_mochi_without_synthetic_negatives_equals_moco():
     moco, train = make_method("moco", seed=5)
-    mochi, _ = make_method("mochi", seed=5, mix_s=0, mix_s_prime=0, mix_start_step=0)
-    mochi.load_state_dict(moco.state_dict())
+    mochi, _ = make_method("mochi", seed=5, mix_s=0, mix_s_prime=0, mix_start=0)
+    mochi.load_state_dict(moco.state_dict(), strict=False)
     for step in range(3):
         batch = batch_of(train, range(16 * step, 16 * step + 16))
         a, b = _step(moco, batch, seed=step), _step(mochi, batch, seed=step)
         assert torch.equal(a["loss"], b["loss"])
-    for (k, v), (k2, v2) in zip(moco.state_dict().items(), mochi.state_dict().items()):
-        assert k == k2 and torch.equal(v, v2), k
+    sa, sb = moco.state_dict(), mochi.state_dict()
+    assert set(sb) - set(sa) == {"mixing"}
+    for k, v in sa.items():
+        assert torch.equal(v, sb[k]), k
 
 
 def test_mochi_warmup_then_mixing_changes_the_loss_only_after_start():
     moco, train = make_method("moco", seed=5)
-    mochi, _ = make_method("mochi", seed=5, mix_n=10, mix_s=6, mix_s_prime=3, mix_start_step=1)
-    mochi.load_state_dict(moco.state_dict())
+    mochi, _ = make_method("mochi", seed=5, mix_n=10, mix_s=6, mix_s_prime=3, mix_start=1)
+    mochi.load_state_dict(moco.state_dict(), strict=False)
     batch = batch_of(train, range(16))
     a, b = _step(moco, batch), _step(mochi, batch)
-    assert torch.equal(a["loss"], b["loss"])  # step 0 < start: plain MoCo
+    assert torch.equal(a["loss"], b["loss"]) and b["mixing"] == 0  # step 0 < start: plain MoCo
     batch = batch_of(train, range(16, 32))
     a, b = _step(moco, batch, seed=1), _step(mochi, batch, seed=1)
-    assert b["loss"] > a["loss"]  # hard synthetic negatives make the task harder
+    assert b["mixing"] == 1 and b["loss"] > a["loss"]  # hard synthetic negatives make the task harder
     assert torch.isfinite(b["loss"])
 
 
@@ -129,3 +131,12 @@ def test_defaults_are_pinned_and_validated():
         assert d["temperature"] == 0.2 and d["queue_size"] == 4096 and d["optimizer"] == "sgd"
     with pytest.raises(ContrastkitError, match="split_bn"):
         make_method("moco", split_bn=0)
+
+
+def test_mochi_start_as_fraction_of_training():
+    method, _ = make_method("mochi", mix_start=0.5)
+    assert not bool(method.mixing)
+    method.after_step(0, 4)
+    assert not bool(method.mixing)  # 1 step done < 0.5 · 4
+    method.after_step(1, 4)
+    assert bool(method.mixing)

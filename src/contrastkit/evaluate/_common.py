@@ -74,6 +74,22 @@ def as_labels(y: Any, n: int, name: str, *, device: Optional[torch.device] = Non
     return t
 
 
+def _is_integer_like(y: Any) -> bool:
+    if isinstance(y, torch.Tensor):
+        return True  # float tensors are checked for integrality by as_labels
+    a = np.asarray(y)
+    return a.dtype.kind in "biu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a) & (a == np.round(a)))))
+
+
+def as_label_pair(ytr: Any, yte: Any, ntr: int, nte: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test labels as int64 CPU tensors; non-integer labels (strings, …) get one joint coding."""
+    if _is_integer_like(ytr) and _is_integer_like(yte):
+        return as_labels(ytr, ntr, "train_y"), as_labels(yte, nte, "test_y")
+    a, b = np.asarray(to_numpy(ytr)).reshape(-1), np.asarray(to_numpy(yte)).reshape(-1)
+    codes = np.unique(np.concatenate([a.astype(str), b.astype(str)]), return_inverse=True)[1]
+    return as_labels(codes[: a.size], ntr, "train_y"), as_labels(codes[a.size :], nte, "test_y")
+
+
 def check_same_dim(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
     if a.shape[1] != b.shape[1]:
         raise ContrastkitError(f"{na} has dimension {a.shape[1]} but {nb} has {b.shape[1]}; "

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Optional
 import torch
 
 from ..errors import ContrastkitError
-from ._common import as_embedding, as_labels, check_same_dim, chunk_rows, normalize, pick_device
+from ._common import (as_embedding, as_label_pair, as_labels, check_same_dim, chunk_rows, normalize,
+                      pick_device)
 
 __all__ = ["knn_accuracy", "knn_accuracies", "knn_predict"]
 
@@ -94,9 +95,7 @@ def knn_accuracies(
     device: Optional[torch.device | str] = None,
 ) -> dict[int, float]:
     """Top-1 kNN accuracy in [0, 1] for each k in `ks`, sharing one top-max(k) search: {k: accuracy}."""
-    n_test = len(test_emb)
-    yte = as_labels(test_y, n_test, "test_y")
-    ytr = as_labels(train_y, len(train_emb), "train_y")
+    ytr, yte = as_label_pair(train_y, test_y, len(train_emb), len(test_emb))
     c = int(max(int(ytr.max()), int(yte.max()))) + 1
     preds = knn_predict(train_emb, ytr, test_emb, ks=ks, t=t, weighted=weighted, num_classes=c,
                         chunk_size=chunk_size, device=device)

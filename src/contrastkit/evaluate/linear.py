@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ContrastkitError
-from ._common import as_embedding, as_labels, pick_device, single_thread_if_small
+from ._common import as_embedding, as_label_pair, as_labels, pick_device, single_thread_if_small
 
 __all__ = ["LinearProbe", "fit_linear_probe", "linear_probe"]
 
@@ -156,8 +156,7 @@ def linear_probe(
 
     See `fit_linear_probe` for the solver arguments. Deterministic: same inputs → same result.
     """
-    yte = as_labels(test_y, len(test_emb), "test_y")
-    ytr = as_labels(train_y, len(train_emb), "train_y")
+    ytr, yte = as_label_pair(train_y, test_y, len(train_emb), len(test_emb))
     c = max(int(ytr.max()), int(yte.max())) + 1
     probe = fit_linear_probe(train_emb, ytr, method=method, weight_decay=weight_decay, max_iter=max_iter,
                              epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, num_classes=c,

@@ -5,7 +5,7 @@
     L = ℓ(p(v₁), sg z'(v₂)) + ℓ(p(v₂), sg z'(v₁))          (the paper's symmetrised sum; each ℓ ∈ [0, 4])
     ξ ← τ_k ξ + (1 − τ_k) θ,   τ_k = 1 − (1 − τ_base)(cos(π k / K) + 1) / 2    (after every optimizer step)
 
-Pinned choices: τ_base 0.99 → 1.0 (lightly's 100-epoch benchmark and solo-learn CIFAR; the paper's 0.996 is
+Pinned choices: τ_base (`ema_momentum`) 0.99 → 1.0 (`ema_momentum_final`) (lightly's 100-epoch benchmark and solo-learn CIFAR; the paper's 0.996 is
 for 1000 epochs); heads Linear → BN → ReLU → Linear scaled from 4096 → 256 to `proj_hidden_dim` 1024 →
 `proj_dim` 256 so a small CPU encoder is not dominated by its heads; SGD lr 0.12 at batch 256 with
 wd 5e-4 (lightly's CIFAR-10 benchmark, 6e-2 × batch/128) — Adam at the paper's LARS rates collapses
@@ -28,8 +28,8 @@ from ..views import create_views
 from .base import Method, register_method
 
 BYOL_DEFAULTS: dict[str, Any] = {
-    "momentum": 0.99,  # target EMA τ_base at step 0 ...
-    "momentum_final": 1.0,  # ... rising to this at the last step (cosine)
+    "ema_momentum": 0.99,  # target EMA τ_base at step 0 ...
+    "ema_momentum_final": 1.0,  # ... rising to this at the last step (cosine)
     "proj_hidden_dim": 1024,
     "proj_dim": 256,
     "pred_hidden_dim": 1024,
@@ -51,14 +51,14 @@ class BYOL(Method):
 
     def __init__(self, encoder, info, cfg):
         super().__init__(encoder, info, cfg)
-        for key in ("momentum", "momentum_final"):
+        for key in ("ema_momentum", "ema_momentum_final"):
             if not 0.0 <= float(cfg[key]) <= 1.0:
                 raise ContrastkitError(f"{key}={cfg[key]} must be in [0, 1]; BYOL uses 0.99 → 1.0")
         self.head = ProjectionHead(encoder.out_dim, int(cfg["proj_hidden_dim"]), int(cfg["proj_dim"]))
         self.predictor = self.build_predictor(cfg)
         self.target_encoder = frozen_copy(self.encoder)
         self.target_head = frozen_copy(self.head)
-        self._momentum = float(cfg["momentum"])
+        self._momentum = float(cfg["ema_momentum"])
 
     def build_predictor(self, cfg) -> torch.nn.Module:
         d = int(cfg["proj_dim"])
@@ -84,7 +84,7 @@ class BYOL(Method):
         t1, t2 = self.target(x).chunk(2)
         p1, p2 = p.chunk(2)
         loss = byol_loss(p1, t2) + byol_loss(p2, t1)
-        out = {"loss": loss, "momentum": torch.tensor(self._momentum)}
+        out = {"loss": loss, "ema_momentum": torch.tensor(self._momentum)}
         out.update(self.extra_logs(z.detach()))
         return out
 
@@ -92,7 +92,7 @@ class BYOL(Method):
         return {"z_std": F.normalize(z.float(), dim=1).std(0).mean()}  # → 0 when collapsed (≈ 1/√d healthy)
 
     def after_step(self, step: int, total_steps: int) -> None:
-        self._momentum = cosine_momentum(step, total_steps, float(self.cfg["momentum"]),
-                                         float(self.cfg["momentum_final"]))
+        self._momentum = cosine_momentum(step, total_steps, float(self.cfg["ema_momentum"]),
+                                         float(self.cfg["ema_momentum_final"]))
         ema_update(self.target_encoder, self.encoder, self._momentum)
         ema_update(self.target_head, self.head, self._momentum)

@@ -63,6 +63,7 @@ class CLAN(Method):
         "p_f": 0.1,  # per-feature replacement probability of the augmentation
         "aug_low": -1.7,
         "aug_high": 1.7,
+        "aug_min_features": 0,  # 0 = reference; k > 0 replaces at least k features of every row
         "proj_dim": 64,
         "proj_hidden_dim": 256,
         "proj_layers": 1,

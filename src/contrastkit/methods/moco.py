@@ -9,7 +9,7 @@ Read it like facebookresearch/moco `builder.py` (METHODS.md §3):
 
 Choices made on purpose (all pinned in `defaults`):
 
-* **Momentum** follows a cosine schedule from `momentum` (0.99) to `momentum_final` (1.0), as solo-learn and
+* **Momentum** follows a cosine schedule from `ema_momentum` (0.99) to `ema_momentum_final` (1.0), as solo-learn and
   lightly do for CIFAR-sized runs; v2's fixed 0.999 assumes ~250k steps, far more than a CPU run makes.
   The update runs in `after_step`, i.e. right before the next step's keys — the reference's order.
 * **Queue** of `queue_size` = 4096 keys (v2: 65536 for ImageNet). Fashion-MNIST runs on CPU make a few
@@ -26,6 +26,7 @@ Choices made on purpose (all pinned in `defaults`):
 * **Symmetric loss** (`symmetric: true`, solo-learn style): L = ½[ℓ(q₁, k₂) + ℓ(q₂, k₁)], both terms against
   the queue as it was *before* this step; only then are k₁ and k₂ enqueued (lightly#564 enqueued k₂ before
   the second term and so used q₂'s own positive as a negative). Default off (v2 is asymmetric).
+* The keys are named `ema_momentum*` because `momentum` is the optimiser's (SGD/LARS) momentum, 0.9.
 * Optimiser: SGD, lr 0.12 at batch 256 (lr scales linearly with the batch), wd 5e-4, cosine schedule —
   lightly's CIFAR-10 benchmark settings (6e-2 × batch/128); v2 used 0.03 / 1e-4 for 200 ImageNet epochs.
 * Head: v2's 2-layer MLP, scaled to `proj_hidden_dim` 512 → `proj_dim` 128 for small encoders; τ = 0.2.
@@ -55,8 +56,8 @@ from .base import Method, register_method
 MOCO_DEFAULTS: dict[str, Any] = {
     "temperature": 0.2,
     "queue_size": 4096,
-    "momentum": 0.99,  # key-encoder EMA at step 0 ...
-    "momentum_final": 1.0,  # ... and at the last step (cosine in between); equal values = constant
+    "ema_momentum": 0.99,  # key-encoder EMA at step 0 ...
+    "ema_momentum_final": 1.0,  # ... and at the last step (cosine in between); equal values = constant
     "split_bn": 4,  # BN sub-batches on one device (1 = off)
     "shuffle_keys": True,  # permute the key batch (across ranks under DDP) before the key encoder
     "symmetric": False,
@@ -88,7 +89,7 @@ class MoCo(Method):
             raise ContrastkitError(f"queue_size={cfg['queue_size']} must be >= 0 (e.g. 4096)")
         if int(cfg["split_bn"]) < 1:
             raise ContrastkitError(f"split_bn={cfg['split_bn']} must be >= 1 (1 = no split)")
-        for key in ("momentum", "momentum_final"):
+        for key in ("ema_momentum", "ema_momentum_final"):
             if not 0.0 <= float(cfg[key]) <= 1.0:
                 raise ContrastkitError(f"{key}={cfg[key]} must be in [0, 1]; e.g. 0.99")
         # v2's head: Linear → ReLU → Linear, no BatchNorm (BN in the head arrived with MoCo v3)
@@ -99,7 +100,7 @@ class MoCo(Method):
         self.queue = KeyQueue(int(cfg["queue_size"]), int(cfg["proj_dim"]),
                               generator=torch.Generator().manual_seed(int(cfg.get("seed", 0))))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # optimizer steps taken
-        self._momentum = float(cfg["momentum"])  # last EMA momentum used (logged)
+        self._momentum = float(cfg["ema_momentum"])  # last EMA momentum used (logged)
 
     def setup(self, train: Dataset) -> None:
         self.view1 = create_views(self.info, train, self.cfg, view=1)
@@ -168,12 +169,12 @@ class MoCo(Method):
             loss = self.pair_loss(q, k, negatives, generator)
             self.queue.enqueue(k)
             pos = (q * k).sum(1).mean()
-        return {"loss": loss, "pos_sim": pos.detach(), "momentum": torch.tensor(self._momentum)}
+        return {"loss": loss, "pos_sim": pos.detach(), "ema_momentum": torch.tensor(self._momentum)}
 
     # ----------------------------------------------------------------------------------- after a step
     def after_step(self, step: int, total_steps: int) -> None:
-        self._momentum = cosine_momentum(step, total_steps, float(self.cfg["momentum"]),
-                                         float(self.cfg["momentum_final"]))
+        self._momentum = cosine_momentum(step, total_steps, float(self.cfg["ema_momentum"]),
+                                         float(self.cfg["ema_momentum_final"]))
         ema_update(self.key_encoder, self.encoder, self._momentum)
         ema_update(self.key_head, self.head, self._momentum)
         self.step += 1
@@ -188,24 +189,43 @@ def _randperm(n: int, generator: torch.Generator | None, device) -> Tensor:
 class MoCHi(MoCo):
     """MoCHi (Kalantidis et al., 2020) = MoCo + per-query synthetic hard negatives (METHODS.md §4).
 
-    After `mix_start_step` optimizer steps, each query gets `mix_s` type-1 negatives (mixtures of two of its
-    `mix_n` hardest queue entries) and `mix_s_prime` type-2 negatives (mixtures of itself, detached, with one
-    of them), all unit-norm, detached and never enqueued. Before the warm-up ends, or with s = s′ = 0, the
-    step is exactly MoCo's. Defaults scale the paper's ImageNet-100 MoCHi(1024, 512, 256) at K = 16k to our
-    K = 4096: N = 256, s = 128, s′ = 64; mixing starts after 200 steps (~1 Fashion-MNIST epoch at 256) as
-    the reference code's `start1_hard` / `start2_hard` step thresholds do.
+    Once mixing has started, each query gets `mix_s` type-1 negatives (mixtures of two of its `mix_n`
+    hardest queue entries) and `mix_s_prime` type-2 negatives (mixtures of itself, detached, with one of
+    them), all unit-norm, detached and never enqueued. Before that, or with s = s′ = 0, the step is exactly
+    MoCo's. `mix_start` < 1 is a fraction of the planned training steps (default 0.1: the paper mixes after a
+    warm-up of the first epochs, once the queue holds meaningful keys), ≥ 1 a step count (the reference
+    code's `start1_hard` / `start2_hard` thresholds). The switch is a buffer (`mixing`), so a resumed run
+    mixes exactly when the uninterrupted one did. Sizes scale the paper's ImageNet-100 MoCHi(1024, 512, 256)
+    at K = 16k to our K = 4096: N = 256, s = 128, s′ = 64.
     """
 
     summary = "MoCo + hard negative mixing (synthetic type-1/type-2 negatives from the hardest queue entries)"
-    defaults = {**MOCO_DEFAULTS, "mix_n": 256, "mix_s": 128, "mix_s_prime": 64, "mix_start_step": 200}
+    defaults = {**MOCO_DEFAULTS, "mix_n": 256, "mix_s": 128, "mix_s_prime": 64, "mix_start": 0.1}
+
+    def __init__(self, encoder, info, cfg):
+        super().__init__(encoder, info, cfg)
+        if float(cfg["mix_start"]) < 0:
+            raise ContrastkitError(f"mix_start={cfg['mix_start']} must be >= 0 (fraction < 1 or a step count)")
+        self.register_buffer("mixing", torch.tensor(float(cfg["mix_start"]) == 0.0))
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        super().after_step(step, total_steps)
+        start = float(self.cfg["mix_start"])
+        start = start * total_steps if start < 1 else start
+        self.mixing.fill_(bool(int(self.step) >= start))
 
     def pair_loss(self, q, k, negatives, generator):
         s1, s2 = int(self.cfg["mix_s"]), int(self.cfg["mix_s_prime"])
-        if int(self.step) < int(self.cfg["mix_start_step"]) or (s1 == 0 and s2 == 0) or negatives.shape[0] == 0:
+        if not bool(self.mixing) or (s1 == 0 and s2 == 0) or negatives.shape[0] == 0:
             return super().pair_loss(q, k, negatives, generator)
         synthetic = mochi_negatives(q, negatives, int(self.cfg["mix_n"]), s1, s2, generator)
         logits = queue_logits(q, k, negatives, float(self.cfg["temperature"]), extra=synthetic)
         return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+    def training_step(self, batch, generator):
+        out = super().training_step(batch, generator)
+        out["mixing"] = self.mixing.float()
+        return out
 
 
 @register_method("moco-ft")

@@ -61,13 +61,14 @@ def clan_loss(
     if not 0.0 < float(margin) <= 1.0:
         raise ContrastkitError(f"margin={margin} must be in (0, 1]: cosine distance (1 − cos)/2 lies in [0, 1]")
     n = z.shape[0]
-    d_pos = cosine_distance(z, z)
-    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=z.device)
-    d_pos = torch.where(off_diagonal, d_pos, torch.zeros_like(d_pos))
-    l_sim, _ = _active_mean(d_pos, eps)
-    hinge = F.relu(float(margin) - cosine_distance(z, z_aug))
-    l_dis, n_neg = _active_mean(hinge, eps)
-    loss = float(alpha) * l_sim + (1.0 - float(alpha)) * l_dis
+    with torch.autocast(z.device.type, enabled=False):  # fp32 loss math even inside an AMP region
+        d_pos = cosine_distance(z, z)
+        off_diagonal = ~torch.eye(n, dtype=torch.bool, device=z.device)
+        d_pos = torch.where(off_diagonal, d_pos, torch.zeros_like(d_pos))
+        l_sim, _ = _active_mean(d_pos, eps)
+        hinge = F.relu(float(margin) - cosine_distance(z, z_aug))
+        l_dis, n_neg = _active_mean(hinge, eps)
+        loss = float(alpha) * l_sim + (1.0 - float(alpha)) * l_dis
     if return_parts:
         parts = {"sim": l_sim.detach(), "dis": l_dis.detach(),
                  "frac_active_neg": (n_neg.float() / hinge.numel()).detach()}

@@ -184,7 +184,9 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, variant: str = "
     n, v = z.shape[0], z.shape[1]
     labels = torch.as_tensor(labels, device=z.device)
     if labels.shape != (n,):
-        raise ContrastkitError(f"labels must have shape ({n},) to match z {tuple(z.shape)}, got {tuple(labels.shape)}")
+        raise ContrastkitError(
+            f"labels must have shape ({n},) to match z {tuple(z.shape)}, got {tuple(labels.shape)}"
+        )
     q = _prep(z.transpose(0, 1).reshape(n * v, z.shape[2]))
     ql = labels.long().repeat(v)
     gathered = _use_gather(gather)
@@ -226,7 +228,8 @@ def clip_loss(u: Tensor, v: Tensor, logit_scale: Tensor | float, *, gather: bool
         offset, total = 0, n
     if total < 2:
         raise ContrastkitError(
-            f"clip_loss needs batch size >= 2 so each pair has negatives; got u with N={n}. Use a larger batch."
+            f"clip_loss needs batch size >= 2 so each pair has negatives; got u with N={n}. "
+            "Use a larger batch."
         )
     pos = (un * vn).sum(1) * scale
     if gathered:
@@ -250,7 +253,8 @@ def info_nce(q: Tensor, k: Tensor, negatives: Tensor, temperature: float = 0.2, 
     _check_pair("q", q, "k", k)
     if negatives.dim() != 2 or negatives.shape[1] != q.shape[1]:
         raise ContrastkitError(
-            f"negatives must have shape (K, {q.shape[1]}) to match q {tuple(q.shape)}, got {tuple(negatives.shape)}"
+            f"negatives must have shape (K, {q.shape[1]}) to match q {tuple(q.shape)}, "
+            f"got {tuple(negatives.shape)}"
         )
     if q.shape[0] == 0:
         raise ContrastkitError("info_nce got an empty batch of queries (B=0)")

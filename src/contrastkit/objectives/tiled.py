@@ -471,7 +471,8 @@ def contrastive_rows(
     if pos_index is not None:
         pos_index = pos_index.to(device=q.device, dtype=torch.long)
         lse = logsumexp_rows(q, k, sc, exclude_self=exclude_self, self_offset=self_offset,
-                             pos_index=pos_index, positives="exclude" if exclude_positives else "keep", tile=tile)
+                             pos_index=pos_index, positives="exclude" if exclude_positives else "keep",
+                             tile=tile)
         pos = (q.to(dt) * keys.to(dt)[pos_index]).sum(1) * sc_rows
         if pos_weight is not None:
             pos = pos * pos_weight.to(dt)

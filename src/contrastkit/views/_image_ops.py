@@ -105,31 +105,47 @@ def sample_crop_params(
     return tuple(p.to(device) for p in params)  # type: ignore[return-value]
 
 
-def resample_weights(
+def resample_taps(
     start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int, flip: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """(B, out_size, in_size) matrices that crop [start, start+length) and resize it to out_size.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source indices and weights (B, out_size, T) that crop [start, start+length) and resize it to out_size.
 
-    This is the antialiased bilinear filter of PIL's `Image.resize(BILINEAR)` and of
-    `F.interpolate(mode="bilinear", antialias=True, align_corners=False)`: output pixel o samples the crop at
-    centre c = start + (o + 0.5)·length/out_size with a triangle filter whose support is stretched by the
-    downscale factor max(length/out_size, 1); weights outside the crop are dropped and each row renormalised.
-    Where `flip`, output pixel o takes the weights of out_size − 1 − o (a mirrored result).
+    This is PIL's `Image.resize(BILINEAR)` antialiased filter (also `F.interpolate(mode="bilinear",
+    antialias=True)`), per sample: output pixel o samples the crop at centre c = (o + 0.5)·length/out_size
+    with the triangle filter stretched by the downscale factor s = max(length/out_size, 1) over the window
+    [max(⌊c − s + ½⌋, 0), min(⌊c + s + ½⌋, length)), weights renormalised. T = ⌈2·in_size/out_size⌉ (at least
+    2) taps cover the widest window; unused taps get weight 0. Where `flip`, output o takes the taps of
+    out_size − 1 − o (a mirrored result).
     """
     dt = _exact_float(start.device)  # coordinates up to ~1000 px: float32 would cost ~1e-5 in the weights
     dev = start.device
+    taps = max(2, -(-2 * in_size // out_size))
     o = torch.arange(out_size, device=dev, dtype=dt).expand(start.shape[0], out_size)
     if flip is not None:
         o = torch.where(flip[:, None], (out_size - 1) - o, o)
-    scale = length.to(dt) / out_size
-    inv_support = 1.0 / scale.clamp(min=1.0)
-    center = (start.to(dt)[:, None] + (o + 0.5) * scale[:, None]) * inv_support[:, None]  # (B, out)
-    idx = torch.arange(in_size, device=dev)
-    inside = (idx >= start[:, None]) & (idx < (start + length)[:, None])  # (B, in)
-    # pixel centres in filter units; +inf outside the crop gives those pixels weight 0
-    pix = torch.where(inside, (idx.to(dt) + 0.5) * inv_support[:, None], math.inf)
-    w = (pix[:, None, :] - center[:, :, None]).abs_().neg_().add_(1.0).clamp_(min=0.0)  # triangle filter
-    return w.div_(w.sum(dim=-1, keepdim=True)).to(torch.float32)
+    length_f = length.to(dt)[:, None, None]
+    scale = length_f / out_size
+    support = scale.clamp(min=1.0)
+    center = ((o + 0.5)[:, :, None] * scale)  # (B, out, 1), crop coordinates
+    first = torch.floor(center - support + 0.5).clamp_(min=0.0)
+    stop = torch.minimum(torch.floor(center + support + 0.5), length_f)
+    j = first + torch.arange(taps, device=dev, dtype=dt)  # (B, out, T)
+    w = (1.0 - (j + 0.5 - center).abs_() / support).clamp_(min=0.0) * (j < stop)
+    w = w / w.sum(dim=-1, keepdim=True)
+    idx = torch.minimum(j, length_f - 1).long() + start[:, None, None]
+    return idx, w.to(torch.float32)
+
+
+def _resample_rows(rows: torch.Tensor, n: int, in_size: int, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """rows: (n·in_size, D) → (n·out, D), out row (b, o) = Σ_t w[b, o, t] · rows[b·in_size + idx[b, o, t]]."""
+    flat = idx + (torch.arange(n, device=idx.device) * in_size)[:, None, None]
+    taps = w.shape[-1]
+    flat = flat.view(-1, taps)
+    w = w.view(-1, taps, 1)
+    acc = rows.index_select(0, flat[:, 0]).mul_(w[:, 0])
+    for t in range(1, taps):
+        acc.addcmul_(rows.index_select(0, flat[:, t]), w[:, t])
+    return acc
 
 
 def resized_crop(
@@ -144,22 +160,23 @@ def resized_crop(
 ) -> torch.Tensor:
     """Crop each sample to (top, left, h, w), resize antialiased to size×size, and mirror where `flip`.
 
-    out = Wy · x · Wxᵀ per sample and channel with separable resampling matrices, as two batched matmuls
-    with the channels folded into the matrices (rows, then columns). `x`: (B, C, H, W), any dtype (uint8
+    Separable: the rows pass gathers whole image rows (channels folded in) and sums them with the filter
+    weights, the columns pass does the same on the transposed result. `x`: (B, C, H, W), any dtype (uint8
     is converted on the way); returns contiguous float32 (B, C, size, size), divided by `divide` if given.
     """
     n, c, height, width = x.shape
-    wy = resample_weights(top, h, height, size)
-    wx = resample_weights(left, w, width, size, flip)
+    ry, wy = resample_taps(top, h, height, size)
+    rx, wx = resample_taps(left, w, width, size, flip)
     xt = torch.empty(n, height, c, width, dtype=torch.float32, device=x.device)
-    xt.copy_(x.transpose(1, 2))  # (B, H, C, W): rows first, channels folded into the columns
-    t = torch.bmm(wy, xt.view(n, height, c * width))  # (B, S, C·W)
-    t = torch.bmm(t.view(n, size * c, width), wx.transpose(1, 2))  # (B, S·C, S)
-    t = t.view(n, size, c, size).transpose(1, 2)
+    xt.copy_(x.transpose(1, 2))  # (B, H, C, W): an image row of every channel is one contiguous row
+    t = _resample_rows(xt.view(n * height, c * width), n, height, ry, wy)  # (B·S, C·W)
+    tt = t.view(n, size * c, width).transpose(1, 2).contiguous()  # (B, W, S·C)
+    u = _resample_rows(tt.view(n * width, size * c), n, width, rx, wx)  # (B·S, S·C): (b, x) rows of (y, c)
     out = torch.empty(n, c, size, size, dtype=torch.float32, device=x.device)
+    u = u.view(n, size, size, c).permute(0, 3, 2, 1)  # (B, C, y, x)
     if divide is None:
-        return out.copy_(t)
-    return torch.div(t, divide, out=out)
+        return out.copy_(u)
+    return torch.div(u, divide, out=out)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -268,7 +285,8 @@ def jitter_plan(
     Hue, the costly op, runs once: each sample's order is split into the blend ops before its hue and those
     after, giving k−1 blend stages, hue, k−1 blend stages for k ops (without hue: k blend stages). A sample
     with nothing to do at a stage gets factor 1. Returns (B, stages) tensors `jitter_factor`,
-    `jitter_contrast`, `jitter_saturation` (0/1 floats), and with hue `jitter_hue` (B,) and `jitter_hue_on`.
+    `jitter_contrast`, `jitter_saturation` (0/1 floats), `jitter_active`, and with hue (B,) tensors
+    `jitter_hue`, `jitter_hue_on` and `jitter_hue_pos` (how many blend ops precede hue).
     """
     n = factors.shape[0]
     dev = factors.device
@@ -287,6 +305,7 @@ def jitter_plan(
     seq = torch.where(active[:, None], seq, _NONE)
     factor = factors.gather(1, seq.clamp(min=0))
     plan = {
+        "jitter_active": active.clone(),
         "jitter_factor": torch.where(seq == _NONE, torch.ones_like(factor), factor),
         "jitter_contrast": (seq == CONTRAST).to(factors.dtype),
         "jitter_saturation": (seq == SATURATION).to(factors.dtype),
@@ -294,19 +313,52 @@ def jitter_plan(
     if HUE in ops:
         plan["jitter_hue"] = factors[:, HUE].clone()
         plan["jitter_hue_on"] = (active & (factors[:, HUE] != 0)).to(factors.dtype)
+        plan["jitter_hue_pos"] = hpos.squeeze(1).long()  # blend ops before hue
     return plan
 
 
-def apply_jitter_plan(x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Run a `jitter_plan` (or a slice of one along the batch) on x."""
+def apply_jitter_plan(x: torch.Tensor, plan: dict[str, torch.Tensor], inplace: bool = False) -> torch.Tensor:
+    """Run a `jitter_plan` (or a slice of one along the batch) on x.
+
+    On accelerators every sample runs every stage in lockstep (no host sync; no-op stages are exact). On CPU
+    the samples are grouped by where hue falls in their order, so each sample runs only its own 3 blend
+    ops and hue, and inactive samples run nothing; `inplace=True` lets the CPU path write into x.
+    """
     factor, contrast, saturation = plan["jitter_factor"], plan["jitter_contrast"], plan["jitter_saturation"]
     stages = factor.shape[1]
-    hue_at = stages // 2 if "jitter_hue" in plan else -1
-    out = x
-    for s in range(stages):
-        if s == hue_at:
-            out = torch.lerp(out, adjust_hue(out, plan["jitter_hue"]), _col(plan["jitter_hue_on"], out))
-        out = _blend_stage(out, factor[:, s], contrast[:, s], saturation[:, s])
+    has_hue = "jitter_hue" in plan
+    if x.device.type != "cpu":
+        out = x
+        for s in range(stages):
+            if has_hue and s == stages // 2:
+                out = torch.lerp(out, adjust_hue(out, plan["jitter_hue"]), _col(plan["jitter_hue_on"], out))
+            out = _blend_stage(out, factor[:, s], contrast[:, s], saturation[:, s])
+        return out
+
+    active = plan["jitter_active"]
+    if has_hue:  # group v: v blend stages, hue, then the after-hue stages k−1 .. 2(k−1)−v−1
+        k1 = stages // 2
+        pos = plan["jitter_hue_pos"]
+        groups = [(active & (pos == v), list(range(v)) + [-1] + list(range(k1, 2 * k1 - v))) for v in range(k1 + 1)]
+    else:
+        groups = [(active, list(range(stages)))]
+    out = x if inplace else x.clone()
+    for mask, columns in groups:
+        idx = mask.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            continue
+        whole = idx.numel() == x.shape[0]
+        sub = out if whole else out[idx]
+        for col in columns:
+            if col < 0:
+                sub = adjust_hue(sub, plan["jitter_hue"] if whole else plan["jitter_hue"][idx])
+            elif whole:
+                sub = _blend_stage(sub, factor[:, col], contrast[:, col], saturation[:, col])
+            else:
+                sub = _blend_stage(sub, factor[idx, col], contrast[idx, col], saturation[idx, col])
+        if whole:
+            return sub
+        out[idx] = sub
     return out
 
 

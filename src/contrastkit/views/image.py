@@ -252,7 +252,7 @@ class ImageViews(_Normalize):
     pixel work runs in groups of samples that fit in cache (the result does not depend on the grouping).
     """
 
-    cpu_chunk_elements = 1 << 18  # floats per group on CPU (1 MiB); GPUs take the whole batch
+    cpu_chunk_elements = 1 << 19  # floats per group on CPU (2 MiB); GPUs take the whole batch
 
     def __init__(self, info: DataInfo, config: ImageViewConfig):
         super().__init__(info)
@@ -312,8 +312,7 @@ class ImageViews(_Normalize):
         y = ops.resized_crop(x, p["top"], p["left"], p["height"], p["width"], cfg.image_size, p["flip"], divide)
         # 3. colour jitter (RandomApply), ops in a random order per sample
         if "jitter" in p:
-            plan = {k: p[k] for k in _JITTER_PLAN_KEYS if k in p}
-            y = _on_samples(y, p["jitter"], plan, ops.apply_jitter_plan)
+            y = ops.apply_jitter_plan(y, {k: p[k] for k in _JITTER_PLAN_KEYS if k in p}, inplace=True)
         # 4. random grayscale (RGB only)
         if "grayscale" in p:
             y = ops.random_grayscale(y, p["grayscale"])
@@ -336,13 +335,23 @@ class ImageViews(_Normalize):
         chunk = max(1, self.cpu_chunk_elements // (c * max(height * width, size * size)))
         if x.device.type != "cpu" or chunk >= n:
             return self.apply(x, params)
+        # Samples with the same colour-jitter schedule go to the same group (see ops.apply_jitter_plan).
+        if "jitter_hue_pos" in params:
+            key = torch.where(params["jitter_active"], params["jitter_hue_pos"], 4)
+            order = torch.argsort(key, stable=True)
+        elif "jitter_active" in params:
+            order = torch.argsort((~params["jitter_active"]).to(torch.uint8), stable=True)
+        else:
+            order = torch.arange(n)
         out = torch.empty(n, c, size, size, dtype=torch.float32)
         for i in range(0, n, chunk):
-            out[i : i + chunk] = self.apply(x[i : i + chunk], {k: v[i : i + chunk] for k, v in params.items()})
+            sel = order[i : i + chunk]
+            out[sel] = self.apply(x[sel], {k: v[sel] for k, v in params.items()})
         return out
 
 
-_JITTER_PLAN_KEYS = ("jitter_factor", "jitter_contrast", "jitter_saturation", "jitter_hue", "jitter_hue_on")
+_JITTER_PLAN_KEYS = ("jitter_active", "jitter_factor", "jitter_contrast", "jitter_saturation", "jitter_hue",
+                     "jitter_hue_on", "jitter_hue_pos")
 
 
 def _on_samples(y: torch.Tensor, mask: torch.Tensor, params: dict[str, torch.Tensor], fn) -> torch.Tensor:

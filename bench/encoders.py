@@ -1,0 +1,131 @@
+"""Encoder training throughput: forward + backward images/s, measured side by side in one run.
+
+    .venv/bin/python bench/encoders.py                 # default convnet, 3 precisions; resnet18 (cifar stem)
+    .venv/bin/python bench/encoders.py --sweep         # + candidate convnet sizes (how the default was chosen)
+    .venv/bin/python bench/encoders.py --resnet-bf16   # also resnet18 under bf16 autocast (slow on AVX2 CPUs)
+
+Modes: (a) fp32, (b) channels_last (model and input), (c) channels_last + bf16 autocast. Every round
+runs every (model, mode) once, in turn, so load from other processes hits all of them alike; the table
+reports the median over rounds (and the best), with each mode's ratio to fp32 of the same model.
+A step is: zero grads, forward, a scalar loss (fp32), backward — what a pretraining step spends on the
+encoder for one view. Parameters are not updated (the optimiser's cost does not depend on the mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from contrastkit.data.base import DataInfo  # noqa: E402
+from contrastkit.encoders import create_encoder  # noqa: E402
+
+MODES = ("fp32", "channels_last", "channels_last+bf16")
+
+
+@dataclass
+class Case:
+    label: str
+    encoder: str
+    shape: tuple[int, int, int]
+    batch: int
+    kwargs: dict
+    modes: tuple[str, ...] = MODES
+    rates: dict = field(default_factory=dict)  # mode -> list of img/s, one per round
+
+
+def make_step(case: Case, mode: str):
+    torch.manual_seed(0)
+    enc = create_encoder(case.encoder, DataInfo("bench", "image", case.shape), **case.kwargs).train()
+    x = torch.randn(case.batch, *case.shape)
+    if mode != "fp32":
+        enc = enc.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = mode.endswith("bf16")
+
+    def step() -> None:
+        enc.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            h = enc(x)
+        h.float().pow(2).mean().backward()
+
+    return step
+
+
+def measure(step, batch: int, iters: int, min_seconds: float) -> float:
+    step()  # warm-up: oneDNN primitive creation, allocator
+    n, start = 0, time.perf_counter()
+    while n < iters or time.perf_counter() - start < min_seconds:
+        step()
+        n += 1
+    return n * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=3, help="timed steps per measurement (at least)")
+    ap.add_argument("--min-seconds", type=float, default=1.0, help="time per measurement (at least)")
+    ap.add_argument("--batch", type=int, default=256, help="convnet batch")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--sweep", action="store_true", help="also candidate convnet sizes (fp32, channels_last)")
+    ap.add_argument("--resnet-bf16", action="store_true", help="also resnet18 under bf16 autocast")
+    ap.add_argument("--no-resnet", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    fast_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16 (oneDNN): {fast_bf16}")
+
+    cases = [Case("convnet (default)", "convnet", (1, 28, 28), args.batch, {})]
+    if args.sweep:
+        two = ("fp32", "channels_last")
+        cases += [
+            Case("convnet width=16", "convnet", (1, 28, 28), args.batch, {"width": 16}, two),
+            Case("convnet width=48", "convnet", (1, 28, 28), args.batch, {"width": 48}, two),
+            Case("convnet width=64 (out 256)", "convnet", (1, 28, 28), args.batch, {"width": 64}, two),
+            Case("convnet depth=2", "convnet", (1, 28, 28), args.batch, {"depth": 2}, two),
+            Case("convnet 4 stages (out 256)", "convnet", (1, 28, 28), args.batch, {"num_stages": 4}, two),
+            Case("convnet stem_stride=1", "convnet", (1, 28, 28), args.batch, {"stem_stride": 1}, two),
+            Case("convnet stem_stride=1 width=16", "convnet", (1, 28, 28), args.batch,
+                 {"stem_stride": 1, "width": 16}, two),
+        ]
+    if not args.no_resnet:
+        modes = MODES if (args.resnet_bf16 or fast_bf16) else MODES[:2]
+        cases.append(Case("resnet18 cifar stem, 3x32x32", "resnet18", (3, 32, 32), 64, {"stem": "cifar"}, modes))
+
+    steps = {(c.label, m): make_step(c, m) for c in cases for m in c.modes}
+    for r in range(args.rounds):
+        for c in cases:
+            for m in c.modes:
+                rate = measure(steps[(c.label, m)], c.batch, args.iters, args.min_seconds)
+                c.rates.setdefault(m, []).append(rate)
+                print(f"  round {r + 1}: {c.label:34s} {m:20s} {rate:8.0f} img/s", flush=True)
+
+    print(f"\nforward+backward images/s, median over {args.rounds} rounds (best in brackets); ratio to fp32")
+    print(f"{'model':34s} {'batch':>5s} " + " ".join(f"{m:>26s}" for m in MODES))
+    for c in cases:
+        base = statistics.median(c.rates["fp32"])
+        cells = []
+        for m in MODES:
+            if m not in c.rates:
+                cells.append(f"{'-':>26s}")
+                continue
+            med = statistics.median(c.rates[m])
+            cells.append(f"{med:9.0f} ({max(c.rates[m]):6.0f}) x{med / base:4.2f}")
+        print(f"{c.label:34s} {c.batch:5d} " + " ".join(f"{s:>26s}" for s in cells))
+    if not fast_bf16:
+        print("\nthis CPU has no native bf16 (AVX512-BF16/AMX): bf16 convolutions are emulated; use fp32 here")
+
+
+if __name__ == "__main__":
+    main()
