@@ -37,7 +37,7 @@ RESULT_TAG = "BENCH_RESULT "
 
 
 def _evaluate(encoder, splits, device, knn_t: float) -> dict:
-    """The library's protocol (evaluate/protocol.py) for one feature extractor: kNN k=200/20 + linear probe."""
+    """The library's protocol (evaluate/protocol.py) for one feature extractor: kNN k=200/20, linear probe."""
     from contrastkit.evaluate.embed import embed
     from contrastkit.evaluate.knn import knn_accuracies
     from contrastkit.evaluate.linear import linear_probe
@@ -46,7 +46,8 @@ def _evaluate(encoder, splits, device, knn_t: float) -> dict:
 
     preprocess = create_preprocess(splits.info).to(device)
     if encoder is None:  # raw pixels
-        tr, te = raw_features(splits.train.x.to(device), preprocess), raw_features(splits.test.x.to(device), preprocess)
+        tr = raw_features(splits.train.x.to(device), preprocess)
+        te = raw_features(splits.test.x.to(device), preprocess)
     else:
         encoder = encoder.to(device)
         tr = embed(encoder, splits.train.x, preprocess, device=device)
@@ -67,6 +68,8 @@ def worker(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     settings = dict(data=args.data, encoder=args.encoder, batch_size=args.batch_size, seed=args.seed,
                     precision=args.precision, monitor_every=0, log_every=10)
+    if args.warmup_epochs is not None:
+        settings["warmup_epochs"] = args.warmup_epochs
     if args.worker == "@baselines":
         from contrastkit.config import resolve_config
         from contrastkit.data import load_data
@@ -83,10 +86,11 @@ def worker(args: argparse.Namespace) -> None:
     result = pretrain(method=args.worker, minutes=args.minutes, out=args.out, evaluate=args.full_eval,
                       progress=False, **settings)
     train_done = time.perf_counter()
-    if args.full_eval:  # pretrain's own table (also recomputes the two baselines: ~4 extra minutes on 2 cores)
+    if args.full_eval:  # pretrain's own table (it recomputes both baselines: ~4 more minutes on 2 cores)
         rows = {r["metric"]: r["encoder"] for r in result.eval_rows}
     else:
-        rows = _evaluate(result.method.encoder, result.splits, result.device, float(result.method.cfg["knn_t"]))
+        knn_t = float(result.method.cfg["knn_t"])
+        rows = _evaluate(result.method.encoder, result.splits, result.device, knn_t)
     ips = []
     with open(Path(args.out) / "metrics.csv") as f:
         for row in csv.DictReader(f):
@@ -122,15 +126,20 @@ def _metric(rows: dict, prefix: str, column: str = "encoder") -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=1.0, help="training budget per method (wall clock)")
-    parser.add_argument("--methods", nargs="*", default=None, help="default: every registered unsupervised method")
+    parser.add_argument("--methods", nargs="*", default=None,
+                        help="default: every registered method that needs no labels")
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--encoder", default="convnet")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0 = torch's default)")
+    parser.add_argument("--warmup-epochs", type=float, default=None,
+                        help="lr warm-up for every method (default: the trainer's, 1 epoch — longer than a "
+                             "1-minute CPU run, so the lr never reaches its peak)")
     parser.add_argument("--out", default=None, help="keep the run folders here (default: a temp dir)")
     parser.add_argument("--full-eval", action="store_true",
                         help="use pretrain's own evaluation (recomputes the baselines for every method)")
@@ -147,7 +156,8 @@ def main() -> None:
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-methods-"))
     results, failures = [], {}
     print(f"{len(names)} methods, {args.minutes} min each, batch {args.batch_size}, encoder {args.encoder}, "
-          f"data {args.data}; runs in {base}", flush=True)
+          f"data {args.data}, warm-up {args.warmup_epochs or 'trainer default'}, threads {args.threads or 'default'}; "
+          f"runs in {base}", flush=True)
     jobs = names + ([] if args.no_baselines else ["@baselines"])
     baselines = None
     for name in jobs:
@@ -157,6 +167,8 @@ def main() -> None:
                "--seed", str(args.seed), "--precision", args.precision, "--threads", str(args.threads)]
         if args.full_eval:
             cmd.append("--full-eval")
+        if args.warmup_epochs is not None:
+            cmd += ["--warmup-epochs", str(args.warmup_epochs)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)), None)

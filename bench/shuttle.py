@@ -76,6 +76,8 @@ def main() -> None:
     p.add_argument("--out-dim", type=int, default=128)
     p.add_argument("--margin", type=float, default=defaults["margin"])
     p.add_argument("--p-f", type=float, default=defaults["p_f"])
+    p.add_argument("--min-features", type=int, default=defaults["aug_min_features"],
+                   help="aug_min_features: 0 = the reference augmentation (rows may stay unchanged)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (1: small matrices, and much faster when the cores are shared)")
@@ -87,14 +89,16 @@ def main() -> None:
     splits = load_data("shuttle", {"seed": args.seed})
     t_load = time.perf_counter() - t_start
     cfg = {**defaults, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
-           "margin": args.margin, "p_f": args.p_f, "seed": args.seed, "verbose": not args.quiet,
+           "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features, "seed": args.seed,
+           "verbose": not args.quiet,
            "encoder_kwargs": {"width": args.width, "depth": args.depth, "out_dim": args.out_dim}}
     n_anom = int(splits.test.y.sum())
     print(f"shuttle: train {len(splits.train)} normal rows; test {len(splits.test)} rows "
           f"({n_anom} anomalies, {n_anom / len(splits.test):.1%}); loaded in {t_load:.1f}s; "
           f"torch threads {torch.get_num_threads()}")
     print(f"clan: encoder {args.encoder} {cfg['encoder_kwargs']}, epochs {args.epochs}, batch {args.batch_size}, "
-          f"lr {args.lr}, alpha {cfg['alpha']}, margin {cfg['margin']}, p_f {cfg['p_f']}")
+          f"lr {args.lr}, alpha {cfg['alpha']}, margin {cfg['margin']}, p_f {cfg['p_f']}, "
+          f"aug_min_features {cfg['aug_min_features']}")
 
     method, t_train, steps, loss = train_clan(cfg, splits, args.threads)
     print(f"trained {steps} steps in {t_train:.1f}s (final loss {loss:.4f})")

@@ -114,7 +114,8 @@ def test_two_gloo_ranks_match_one_process_on_the_concatenated_batch():
         init_file = os.path.join(tmp, "init")
         # fork, not spawn: a spawned child re-imports torch (seconds each on shared cores); forking is
         # safe here because the parent has no process group and torch makes forked children single-threaded
-        mp.start_processes(_worker, args=(WORLD, init_file, tmp), nprocs=WORLD, join=True, start_method="fork")
+        mp.start_processes(_worker, args=(WORLD, init_file, tmp), nprocs=WORLD, join=True,
+                           start_method="fork")
         r0, r1 = (torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=True) for r in range(WORLD))
     single = _run_all(0, 1, slice(0, WORLD * B))
     # state that every rank writes from gathered values: identical on both ranks, bit for bit

@@ -1,4 +1,4 @@
-"""moco / mochi / moco-ft methods: queue contents, key encoder, split BN, symmetric loss (METHODS.md §3, §4, §12)."""
+"""moco / mochi / moco-ft: queue contents, key encoder, split BN, symmetric loss (METHODS.md §3, §4, §12)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_symmetric_uses_the_old_queue_for_both_terms_then_enqueues_both_views():
     g = gen(2)
     v1, v2 = method.view1(batch.x, g), method.view2(batch.x, g)
     with torch.no_grad():
-        q1, q2 = method.queries(torch.cat([v1, v2])).chunk(2)
+        q1, q2 = method.queries(torch.cat([v1, v2]), views=2).chunk(2)
         k1, k2 = method.keys(v1, g), method.keys(v2, g)
         ref = 0.5 * (objectives.info_nce(q1, k2, queue0, 0.2) + objectives.info_nce(q2, k1, queue0, 0.2))
     assert torch.allclose(out["loss"].detach(), ref, atol=1e-6)

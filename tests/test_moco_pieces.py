@@ -163,7 +163,8 @@ def test_beta_sample_reproducible_and_in_range():
 
 def test_mixing_math_stays_fp32_under_autocast():
     q, k, queue = _unit(4, 8), _unit(4, 8, seed=1), _unit(20, 8, seed=2)
-    ref = queue_logits(q, k, queue, 0.2, extra=mochi_negatives(q, queue, 5, 3, 2, torch.Generator().manual_seed(0)))
+    h0 = mochi_negatives(q, queue, 5, 3, 2, torch.Generator().manual_seed(0))
+    ref = queue_logits(q, k, queue, 0.2, extra=h0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         h = mochi_negatives(q, queue, 5, 3, 2, torch.Generator().manual_seed(0))
         out = queue_logits(q, k, queue, 0.2, extra=h)

@@ -12,7 +12,8 @@ from test_moco_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 def _emb(b, d, seed):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, d, generator=g, dtype=torch.float64), torch.randn(b, d, generator=g, dtype=torch.float64)
+    return (torch.randn(b, d, generator=g, dtype=torch.float64),
+            torch.randn(b, d, generator=g, dtype=torch.float64))
 
 
 def _reference_objective(z1, z2, tau, rho=0.0):
@@ -80,7 +81,8 @@ def test_isogclr_tau_gradient_matches_finite_differences():
     eps = 1e-6
     for i in range(b):
         # per-sample objective of anchor i, averaged over its two views (the ∇τ of the reference code)
-        fd = (_per_anchor(z1, z2, i, tau0[i] + eps, rho) - _per_anchor(z1, z2, i, tau0[i] - eps, rho)) / (2 * eps)
+        hi, lo = _per_anchor(z1, z2, i, tau0[i] + eps, rho), _per_anchor(z1, z2, i, tau0[i] - eps, rho)
+        fd = (hi - lo) / (2 * eps)
         assert abs(fd.item() - grad[i].item()) < 1e-6, (i, fd.item(), grad[i].item())
 
 

@@ -47,7 +47,8 @@ def knn_distance_scores(train: torch.Tensor, test: torch.Tensor, k: int = 5, chu
 
 
 def _metrics(scores: np.ndarray, is_anomaly: np.ndarray, classes: Optional[np.ndarray]) -> dict[str, float]:
-    out = {"auroc": float(roc_auc_score(is_anomaly, scores)), "aupr": float(average_precision_score(is_anomaly, scores))}
+    out = {"auroc": float(roc_auc_score(is_anomaly, scores)),
+           "aupr": float(average_precision_score(is_anomaly, scores))}
     if classes is not None:
         per = per_class_auroc(scores, is_anomaly, classes)
         out["balanced_auroc"] = float(np.mean(list(per.values())))

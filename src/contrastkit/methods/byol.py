@@ -5,11 +5,12 @@
     L = ℓ(p(v₁), sg z'(v₂)) + ℓ(p(v₂), sg z'(v₁))          (the paper's symmetrised sum; each ℓ ∈ [0, 4])
     ξ ← τ_k ξ + (1 − τ_k) θ,   τ_k = 1 − (1 − τ_base)(cos(π k / K) + 1) / 2    (after every optimizer step)
 
-Pinned choices: τ_base (`ema_momentum`) 0.99 → 1.0 (`ema_momentum_final`) (lightly's 100-epoch benchmark and solo-learn CIFAR; the paper's 0.996 is
-for 1000 epochs); heads Linear → BN → ReLU → Linear scaled from 4096 → 256 to `proj_hidden_dim` 1024 →
-`proj_dim` 256 so a small CPU encoder is not dominated by its heads; SGD lr 0.12 at batch 256 with
-wd 5e-4 (lightly's CIFAR-10 benchmark, 6e-2 × batch/128) — Adam at the paper's LARS rates collapses
-(byol-pytorch#44). Both views go through each network in one forward (BN sees the 2B views), as in SimCLR.
+Pinned choices: τ_base (`ema_momentum`) 0.99 → 1.0 (`ema_momentum_final`), as lightly's 100-epoch
+benchmark and solo-learn CIFAR (the paper's 0.996 is for 1000 epochs); heads Linear → BN → ReLU → Linear
+scaled from 4096 → 256 to `proj_hidden_dim` 1024 → `proj_dim` 256 so a small CPU encoder is not dominated
+by its heads; SGD lr 0.12 at batch 256 with wd 5e-4 (lightly's CIFAR-10 benchmark, 6e-2 × batch/128) —
+Adam at the paper's LARS rates collapses (byol-pytorch#44). Both views go through each network in one
+forward (BN sees the 2B views), as in SimCLR. (`momentum` stays the optimiser's momentum, 0.9.)
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ Read it like facebookresearch/moco `builder.py` (METHODS.md §3):
 
 Choices made on purpose (all pinned in `defaults`):
 
-* **Momentum** follows a cosine schedule from `ema_momentum` (0.99) to `ema_momentum_final` (1.0), as solo-learn and
-  lightly do for CIFAR-sized runs; v2's fixed 0.999 assumes ~250k steps, far more than a CPU run makes.
-  The update runs in `after_step`, i.e. right before the next step's keys — the reference's order.
+* **Momentum** follows a cosine schedule from `ema_momentum` (0.99) to `ema_momentum_final` (1.0), as
+  solo-learn and lightly do for CIFAR-sized runs; v2's fixed 0.999 assumes ~250k steps, far more than a
+  CPU run makes. The update runs in `after_step`, i.e. right before the next step's keys — the reference's
+  order.
 * **Queue** of `queue_size` = 4096 keys (v2: 65536 for ImageNet). Fashion-MNIST runs on CPU make a few
   hundred to a few thousand steps of 256; 4096 keys are 16 steps old at most, so the keys stay consistent
   with a quickly moving key encoder. Use 16384 for long runs. K need not be a multiple of the batch.
@@ -113,9 +114,10 @@ class MoCo(Method):
     def _key_net(self, x: Tensor) -> Tensor:
         return self.key_head(self.key_encoder(x))
 
-    def queries(self, x: Tensor) -> Tensor:
-        """Normalised queries (fp32), BN in split_bn sub-batches."""
-        return F.normalize(forward_in_groups(self._query_net, x, int(self.cfg["split_bn"])).float(), dim=1)
+    def queries(self, x: Tensor, views: int = 1) -> Tensor:
+        """Normalised queries (fp32) of `views` stacked batches; BN in split_bn sub-batches per view."""
+        groups = int(self.cfg["split_bn"]) * views
+        return F.normalize(forward_in_groups(self._query_net, x, groups).float(), dim=1)
 
     @torch.no_grad()
     def keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -157,9 +159,10 @@ class MoCo(Method):
         v1, v2 = self.view1(batch.x, generator), self.view2(batch.x, generator)
         negatives = self.queue.negatives().clone()  # the queue as it was before this step
         if bool(self.cfg["symmetric"]):
-            q1, q2 = self.queries(torch.cat([v1, v2])).chunk(2)
+            q1, q2 = self.queries(torch.cat([v1, v2]), views=2).chunk(2)
             k1, k2 = self.keys(v1, generator), self.keys(v2, generator)
-            loss = 0.5 * (self.pair_loss(q1, k2, negatives, generator) + self.pair_loss(q2, k1, negatives, generator))
+            loss = 0.5 * (self.pair_loss(q1, k2, negatives, generator)
+                          + self.pair_loss(q2, k1, negatives, generator))
             self.queue.enqueue(k1)  # only now, after both terms used the old queue (lightly#564)
             self.queue.enqueue(k2)
             pos = 0.5 * ((q1 * k2).sum(1).mean() + (q2 * k1).sum(1).mean())
@@ -205,7 +208,7 @@ class MoCHi(MoCo):
     def __init__(self, encoder, info, cfg):
         super().__init__(encoder, info, cfg)
         if float(cfg["mix_start"]) < 0:
-            raise ContrastkitError(f"mix_start={cfg['mix_start']} must be >= 0 (fraction < 1 or a step count)")
+            raise ContrastkitError(f"mix_start={cfg['mix_start']} must be >= 0 (fraction < 1, or steps)")
         self.register_buffer("mixing", torch.tensor(float(cfg["mix_start"]) == 0.0))
 
     def after_step(self, step: int, total_steps: int) -> None:

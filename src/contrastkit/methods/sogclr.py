@@ -70,7 +70,7 @@ class SogCLR(Method):
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
         if self.state is None:
-            raise ContrastkitError(f"{self.name} needs setup(train) before training (the state is per sample)")
+            raise ContrastkitError(f"{self.name} needs setup(train) first (its state is per sample)")
         v1, v2 = self.view1(batch.x, generator), self.view2(batch.x, generator)
         z1, z2 = self.head(self.encoder(torch.cat([v1, v2]))).float().chunk(2)
         loss = self.state(z1, z2, batch.index)

@@ -94,7 +94,7 @@ class GlobalContrastiveState(nn.Module):
             Z1, Z2, offset = z1, z2, 0
         g = Z1.shape[0]
         if g < 2:
-            raise ValueError("SogCLR needs a global batch of at least 2 samples (negatives come from the others)")
+            raise ValueError("SogCLR needs a global batch of >= 2 samples (negatives come from the others)")
         n_neg = 2 * (g - 1)
         la, lb, pos_col, neg = self._views_logits(z1, z2, Z1, Z2, offset)
         rows = torch.arange(z1.shape[0], device=z1.device)

@@ -64,7 +64,8 @@ class ScarfCorruption(nn.Module):
     def __init__(self, train_x: torch.Tensor, rate: float = 0.6):
         super().__init__()
         if train_x.dim() != 2 or train_x.shape[0] == 0:
-            raise ContrastkitError(f"SCARF corruption needs a non-empty (N, F) training table, got {tuple(train_x.shape)}")
+            raise ContrastkitError(f"SCARF corruption needs a non-empty (N, F) training table, "
+                                   f"got {tuple(train_x.shape)}")
         self.rate = _check_rate("corruption_rate", rate)
         # not persistent: the training data is not part of a checkpoint
         self.register_buffer("pool", train_x.detach().float().clone(), persistent=False)
