@@ -9,6 +9,11 @@ runs every (model, mode) once, in turn, so load from other processes hits all of
 reports the median over rounds (and the best), with each mode's ratio to fp32 of the same model.
 A step is: zero grads, forward, a scalar loss (fp32), backward — what a pretraining step spends on the
 encoder for one view. Parameters are not updated (the optimiser's cost does not depend on the mode).
+
+On a shared, oversubscribed machine wall-clock rates with 2 OpenMP threads collapse (threads spin at
+barriers while their partner is descheduled: 4× slower than 1 thread at load 7 on 2 cores). Then run
+`--threads 1`: the table adds images per CPU-second, which is what one idle core would do and hardly
+depends on the load; two idle cores do ~1.8× that.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class Case:
     batch: int
     kwargs: dict
     modes: tuple[str, ...] = MODES
-    rates: dict = field(default_factory=dict)  # mode -> list of img/s, one per round
+    rates: dict = field(default_factory=dict)  # mode -> list of img/s (wall), one per round
+    cpu_rates: dict = field(default_factory=dict)  # mode -> list of img per CPU-second
 
 
 def make_step(case: Case, mode: str):
@@ -59,13 +65,30 @@ def make_step(case: Case, mode: str):
     return step
 
 
-def measure(step, batch: int, iters: int, min_seconds: float) -> float:
+def measure(step, batch: int, iters: int, min_seconds: float) -> tuple[float, float]:
+    """(images per wall-second, images per CPU-second of this process)."""
     step()  # warm-up: oneDNN primitive creation, allocator
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while n < iters or time.perf_counter() - start < min_seconds:
         step()
         n += 1
-    return n * batch / (time.perf_counter() - start)
+    return n * batch / (time.perf_counter() - start), n * batch / (time.process_time() - cpu)
+
+
+def table(cases: list[Case], attr: str, title: str) -> None:
+    print(f"\n{title}; ratio to fp32 of the same model")
+    print(f"{'model':34s} {'batch':>5s} " + " ".join(f"{m:>26s}" for m in MODES))
+    for c in cases:
+        rates = getattr(c, attr)
+        base = statistics.median(rates["fp32"])
+        cells = []
+        for m in MODES:
+            if m not in rates:
+                cells.append("-")
+                continue
+            med = statistics.median(rates[m])
+            cells.append(f"{med:9.0f} ({max(rates[m]):6.0f}) x{med / base:4.2f}")
+        print(f"{c.label:34s} {c.batch:5d} " + " ".join(f"{s:>26s}" for s in cells))
 
 
 def main() -> None:
@@ -107,22 +130,15 @@ def main() -> None:
     for r in range(args.rounds):
         for c in cases:
             for m in c.modes:
-                rate = measure(steps[(c.label, m)], c.batch, args.iters, args.min_seconds)
+                rate, cpu_rate = measure(steps[(c.label, m)], c.batch, args.iters, args.min_seconds)
                 c.rates.setdefault(m, []).append(rate)
-                print(f"  round {r + 1}: {c.label:34s} {m:20s} {rate:8.0f} img/s", flush=True)
+                c.cpu_rates.setdefault(m, []).append(cpu_rate)
+                print(f"  round {r + 1}: {c.label:34s} {m:20s} {rate:8.0f} img/s  {cpu_rate:8.0f} img/CPU-s",
+                      flush=True)
 
-    print(f"\nforward+backward images/s, median over {args.rounds} rounds (best in brackets); ratio to fp32")
-    print(f"{'model':34s} {'batch':>5s} " + " ".join(f"{m:>26s}" for m in MODES))
-    for c in cases:
-        base = statistics.median(c.rates["fp32"])
-        cells = []
-        for m in MODES:
-            if m not in c.rates:
-                cells.append(f"{'-':>26s}")
-                continue
-            med = statistics.median(c.rates[m])
-            cells.append(f"{med:9.0f} ({max(c.rates[m]):6.0f}) x{med / base:4.2f}")
-        print(f"{c.label:34s} {c.batch:5d} " + " ".join(f"{s:>26s}" for s in cells))
+    table(cases, "rates", f"forward+backward images/s (wall), median over {args.rounds} rounds (best)")
+    if torch.get_num_threads() == 1:
+        table(cases, "cpu_rates", "forward+backward images per CPU-second (= one idle core), median (best)")
     if not fast_bf16:
         print("\nthis CPU has no native bf16 (AVX512-BF16/AMX): bf16 convolutions are emulated; use fp32 here")
 

@@ -92,7 +92,7 @@ def main() -> None:
                 ref.reference_view(xs[i], views.config, info.mean, info.std, rng)
 
         t_b = best_time(batched, args.repeats, clock)
-        t_r = best_time(per_sample, args.ref_repeats, time.process_time)
+        t_r = best_time(per_sample, args.ref_repeats, clock)
         print(f"{name:24s} {args.batch / t_b:14.0f} {args.batch / t_r:17.0f} {t_r / t_b:6.1f}x")
 
 

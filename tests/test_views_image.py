@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image, ImageEnhance
 from scipy import stats
 
@@ -341,6 +342,8 @@ def test_defaults_depend_on_image_size():
     assert big.jitter_strength == pytest.approx((0.8, 0.8, 0.8, 0.2))
     assert image_view_config(info_for(3, 224), {}, 1).blur_kernel == 23
     assert set(image_view_defaults(info_for(3, 32))) == set(ImageViewConfig.__dataclass_fields__)
+    saved = yaml.safe_load(yaml.safe_dump(big.as_dict()))  # what a run writes to config.yaml and reads back
+    assert saved["crop_scale"] == [0.08, 1.0] and image_view_config(info_for(3, 96), saved, 1) == big
 
 
 def test_per_view_probabilities_and_overrides():

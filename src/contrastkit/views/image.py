@@ -10,10 +10,10 @@ The recipe is torchvision's per-sample pipeline, reproduced for a whole batch on
     → RandomGrayscale(grayscale_p) → RandomApply(GaussianBlur(k, sigma), blur_p)
     → RandomSolarize(0.5, solarize_p) → ToTensor → Normalize(mean, std)
 
-Every random number comes from the generator passed to `forward` (same seed ⇒ same views). Pixels are
-processed in float in [0, 1]; torchvision's PIL path rounds to uint8 after each op, which is the only
-difference. `_image_ops.py` holds each op and names the torchvision definition it follows; the tests check
-each one, and the whole recipe, against slow per-sample references.
+Every random number comes from the generator passed to `forward` (same seed ⇒ same views). Pixels stay
+float in [0, 1] throughout and each op follows torchvision's tensor definition (`_image_ops.py` names it);
+torchvision's PIL path differs only by rounding to uint8 after each op. The tests check every op, and the
+whole recipe's output distribution, against slow per-sample references.
 
 Settings (flat cfg keys, each optional). "Small" images have a shorter side below 64 px (MNIST, CIFAR):
 
@@ -28,7 +28,7 @@ Settings (flat cfg keys, each optional). "Small" images have a shorter side belo
     grayscale_p         0.2 (RGB only)
     blur_p              0.5; small: 0.0 (SimCLR blurs ImageNet-size images, not CIFAR)
     blur_sigma          (0.1, 2.0)
-    blur_kernel         the odd size just below 10 % of image_size (23 at 224, 9 at 96, 3 at 32)
+    blur_kernel         10 % of image_size made odd, at least 3 (23 at 224, 9 at 96, 7 at 64, 3 at 32)
     solarize_p          0.0
     solarize_threshold  0.5
 
@@ -133,7 +133,8 @@ class ImageViewConfig:
     solarize_threshold: float
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain types only (tuples become lists), ready for yaml.safe_dump."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def image_view_defaults(info: DataInfo) -> dict[str, Any]:
@@ -262,7 +263,7 @@ class ImageViews(_Normalize):
     schedule; each sample's result does not depend on the grouping.
     """
 
-    cpu_chunk_elements = 1 << 19  # floats per chunk on CPU (2 MiB); accelerators take the whole batch
+    cpu_chunk_elements = 1 << 20  # floats per chunk on CPU (4 MiB); accelerators take the whole batch
 
     def __init__(self, info: DataInfo, config: ImageViewConfig):
         super().__init__(info)
@@ -279,37 +280,48 @@ class ImageViews(_Normalize):
     def sample_params(
         self, n: int, height: int, width: int, generator: Optional[torch.Generator], device: torch.device
     ) -> dict[str, torch.Tensor]:
-        """Every random choice for n samples of size height × width, as (n, ...) tensors on `device`."""
+        """Every random choice for n samples of size height × width, as (n, ...) tensors on `device`.
+
+        All uniforms come from one draw of (n, K) columns, K fixed by the config, so the same generator
+        state gives the same parameters.
+        """
         cfg = self.config
         gdev = generator.device if generator is not None else device
+        widths = {
+            "crop": 22, "flip": 1, "jitter": 9 if self._jitter else 0, "grayscale": int(self._grayscale),
+            "blur": 2 if cfg.blur_p > 0 else 0, "solarize": int(cfg.solarize_p > 0),
+        }
+        u = torch.rand(n, sum(widths.values()), generator=generator, device=gdev).to(device)
+        cols = dict(zip(widths, u.split(list(widths.values()), dim=1)))
 
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(shape, generator=generator, device=gdev).to(device)
-
-        crop = ops.sample_crop_params(n, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
+        crop = ops.crop_params_from_uniforms(
+            cols["crop"][:, :10], cols["crop"][:, 10:20], cols["crop"][:, 20:], height, width,
+            cfg.crop_scale, cfg.crop_ratio,
+        )
         p = dict(zip(("top", "left", "height", "width"), crop))
-        p["flip"] = rand(n) < cfg.flip_p
+        p["flip"] = cols["flip"][:, 0] < cfg.flip_p
         if self._jitter:
             b, c, s, hue = cfg.jitter_strength
-            p["jitter"] = rand(n) < cfg.jitter_p
-            p["jitter_order"] = torch.argsort(rand(n, 4), dim=1)  # a uniform random permutation per sample
+            uj = cols["jitter"]
+            p["jitter"] = uj[:, 0] < cfg.jitter_p
+            p["jitter_order"] = torch.argsort(uj[:, 1:5], dim=1)  # a uniform random permutation per sample
             lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -hue], device=device)
             hi = torch.tensor([1 + b, 1 + c, 1 + s, hue], device=device)
-            p["jitter_factors"] = lo + (hi - lo) * rand(n, 4)
+            p["jitter_factors"] = lo + (hi - lo) * uj[:, 5:9]
             order, factors = p["jitter_order"], p["jitter_factors"]
             p.update(ops.jitter_plan(factors, order, p["jitter"], self.channels, use_hue=hue > 0))
         if self._grayscale:
-            p["grayscale"] = rand(n) < cfg.grayscale_p
+            p["grayscale"] = cols["grayscale"][:, 0] < cfg.grayscale_p
         if cfg.blur_p > 0:
-            p["blur"] = rand(n) < cfg.blur_p
+            p["blur"] = cols["blur"][:, 0] < cfg.blur_p
             lo_s, hi_s = cfg.blur_sigma
-            p["blur_sigma"] = lo_s + (hi_s - lo_s) * rand(n)
+            p["blur_sigma"] = lo_s + (hi_s - lo_s) * cols["blur"][:, 1]
             kernel = ops.gaussian_kernel1d(p["blur_sigma"], cfg.blur_kernel)
             one_hot = torch.zeros_like(kernel)
             one_hot[:, cfg.blur_kernel // 2] = 1.0  # an exact no-op for samples that are not blurred
             p["blur_kernel"] = torch.where(p["blur"][:, None], kernel, one_hot)
         if cfg.solarize_p > 0:
-            p["solarize"] = rand(n) < cfg.solarize_p
+            p["solarize"] = cols["solarize"][:, 0] < cfg.solarize_p
         return p
 
     def apply(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -345,10 +357,10 @@ class ImageViews(_Normalize):
             return self.apply(x, params)
         size = self.config.image_size
         chunk = max(1, self.cpu_chunk_elements // (c * max(height * width, size * size)))
+        if chunk >= n:
+            return self.apply(x, params)
         if "jitter" in params:  # same jitter schedule → same chunk, in order (see ops.apply_jitter_plan)
             order = torch.argsort(ops.jitter_group_key(params), stable=True)
-        elif chunk >= n:
-            return self.apply(x, params)
         else:
             order = torch.arange(n)
         out = torch.empty(n, c, size, size)
