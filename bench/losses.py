@@ -332,18 +332,23 @@ def bench(args) -> list[dict]:
 def report(rows, args, final=True):
     floors = {(r["obj"], r["n"]): r["time"] for r in rows if r["impl"] == "floor"}
     mats = {(r["obj"], r["n"]): r["time"] for r in rows if r["impl"] == "materialised"}
-    header = ["objective", "N", "impl", "fwd+bwd ms", "× floor", "× materialised", "peak extra MiB", "bf16 rel err"]
+    header = ["objective", "N", "impl", "fwd+bwd ms", "× floor", "× materialised", "peak extra MiB",
+              "bf16 rel err"]
     table = []
     for r in rows:
         key = (r["obj"], r["n"])
         table.append([
             r["obj"], str(r["n"]), r["impl"], f"{r['time'] * 1e3:.1f}",
             f"{r['time'] / floors[key]:.2f}" if key in floors and r["impl"] != "floor" else "—",
-            f"{r['time'] / mats[key]:.2f}" if key in mats and r["impl"] not in ("floor", "materialised") else "—",
+            f"{r['time'] / mats[key]:.2f}"
+            if key in mats and r["impl"] not in ("floor", "materialised") else "—",
             "—" if r.get("peak_mib") is None else f"{r['peak_mib']:.0f}",
             f"{r['rel_err']:.1e}" if "rel_err" in r else "",
         ])
-    if not final:
+    if not final:  # progress on stderr: the rows of the case just finished
+        for row in table:
+            if (row[0], row[1]) == (rows[-1]["obj"], str(rows[-1]["n"])):
+                print("  ".join(row), file=sys.stderr, flush=True)
         return
     title = (f"contrastkit losses, D={args.dim}, threads={torch.get_num_threads()}, "
              f"torch {torch.__version__}, best of {args.repeat}")

@@ -1,14 +1,15 @@
 """Images/s of the batched image views vs the per-sample reference pipeline, measured side by side.
 
-    .venv/bin/python bench/views.py [--threads 1] [--batch 256] [--repeats 7] [--device cpu]
+    .venv/bin/python bench/views.py [--threads 1] [--batch 256] [--clock cpu|wall] [--device cpu]
 
 The reference is `reference_view` from tests/test_views_image.py: the same recipe one image at a time with
 PIL (crop, antialiased resize, flip) and NumPy (jitter in random order, grayscale, blur, solarize,
 normalise), i.e. what a torchvision/lightly per-sample pipeline does inside one DataLoader worker.
 Each number is the best of `--repeats` timings of this process's CPU time (`--clock wall` for wall-clock
 time; CPU time is robust to other load on a shared machine, wall time is what a GPU run needs). Threads
-default to 1 on both sides: the reference is single-threaded, and on a shared 2-core machine torch's
-intra-op threads spin against other processes.
+default to 1 on both sides: the reference is single-threaded, and on a shared, busy 2-core machine torch's
+OpenMP threads spin-wait against other processes (with --threads 2 set OMP_WAIT_POLICY=PASSIVE, or every
+torch op, views included, slows down by an order of magnitude).
 """
 
 from __future__ import annotations
@@ -60,21 +61,21 @@ def main() -> None:
     device = torch.device(args.device)
     clock = time.process_time if args.clock == "cpu" and device.type == "cpu" else time.perf_counter
 
-    cases = [
-        ("28x28 gray (MNIST)", (1, 28, 28), {}),
-        ("32x32 RGB (CIFAR)", (3, 32, 32), {}),
-        ("96x96 RGB (STL-10)", (3, 96, 96), {}),
-        ("96x96 RGB BYOL view 2", (3, 96, 96), {"blur_p": (1.0, 0.1), "solarize_p": (0.0, 0.2),
-                                                "jitter_strength": (0.4, 0.4, 0.2, 0.1)}),
+    byol = {"blur_p": (1.0, 0.1), "solarize_p": (0.0, 0.2), "jitter_strength": (0.4, 0.4, 0.2, 0.1)}
+    cases = [  # name, stored image shape, cfg, view (default recipes, then BYOL's always-blurred view)
+        ("28x28 gray (MNIST)", (1, 28, 28), {}, 1),
+        ("32x32 RGB (CIFAR)", (3, 32, 32), {}, 1),
+        ("96x96 RGB (STL-10)", (3, 96, 96), {}, 1),
+        ("96x96 RGB BYOL view 1", (3, 96, 96), byol, 1),
     ]
     clock_name = "process CPU time" if clock is time.process_time else "wall"
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, "
           f"device {device}, clock {clock_name}")
     print(f"{'case':24s} {'batched img/s':>14s} {'per-sample img/s':>17s} {'ratio':>7s}")
-    for name, shape, cfg in cases:
+    for name, shape, cfg, view in cases:
         c = shape[0]
         info = DataInfo("bench", "image", shape, mean=(0.5,) * c, std=(0.25,) * c)
-        views = image_views(info, cfg, 2 if "view 2" in name else 1).to(device)
+        views = image_views(info, cfg, view).to(device)
         x = ref.smooth_images(args.batch, *shape, seed=0)
         xd = x.to(device)
         g = torch.Generator(device=device).manual_seed(0)

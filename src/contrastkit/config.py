@@ -46,6 +46,14 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "drop_constant": False,
 }
 
+# View settings: accepted from flags and YAML; when absent the view module's documented default applies
+# (it depends on the data, e.g. blur is off for images below 64 px).
+VIEW_SETTINGS = {
+    "crop_scale", "crop_ratio", "flip_p", "jitter_p", "jitter_strength", "grayscale_p", "blur_p", "blur_sigma",
+    "blur_kernel", "solarize_p", "solarize_threshold",  # images (views/image.py)
+    "corruption_rate", "noise_std", "mask_rate", "p_f", "aug_low", "aug_high",  # tables (views/tabular.py)
+}
+
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
@@ -71,7 +79,7 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
     method = given.get("method", TRAINER_DEFAULTS["method"])
     METHODS.get(method)  # unknown method → clear error listing the valid ones
     cfg = {**TRAINER_DEFAULTS, **method_defaults(method), **given}
-    known = set(TRAINER_DEFAULTS) | set(method_defaults(method))
+    known = set(TRAINER_DEFAULTS) | set(method_defaults(method)) | VIEW_SETTINGS
     unknown = sorted(set(given) - known)
     if unknown:
         raise ContrastkitError(

@@ -117,7 +117,7 @@ def sample_crop_params(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw n crops (top, left, h, w) from `generator` (on the generator's device), returned on `device`."""
     gdev = generator.device if generator is not None else device
-    u = torch.rand(n, 2 * attempts + 2, generator=generator, device=gdev)
+    u = torch.rand(n, 2 * attempts + 2, generator=generator, device=gdev, dtype=torch.float32)
     params = crop_params_from_uniforms(
         u[:, :attempts], u[:, attempts : 2 * attempts], u[:, 2 * attempts :], height, width, scale, ratio
     )
@@ -191,13 +191,13 @@ def resized_crop(
     n, c, height, width = x.shape
     ry, wy = resample_taps(top, h, height, size)
     rx, wx = resample_taps(left, w, width, size, flip)
-    xt = torch.empty(n, height, c, width, device=x.device)
+    xt = torch.empty(n, height, c, width, dtype=torch.float32, device=x.device)
     xt.copy_(x.transpose(1, 2))  # (B, H, C, W): image row y of every channel is one contiguous row
     t = _resample_rows(xt.view(n * height, c * width), n, height, ry, wy)  # (B·S, C·W)
     tt = t.view(n, size * c, width).transpose(1, 2).contiguous()  # (B, W, S·C)
     u = _resample_rows(tt.view(n * width, size * c), n, width, rx, wx)  # (B·S, S·C): rows (b, x) of (y, c)
     u = u.view(n, size, size, c).permute(0, 3, 2, 1)  # (B, C, y, x)
-    out = torch.empty(n, c, size, size, device=x.device)
+    out = torch.empty(n, c, size, size, dtype=torch.float32, device=x.device)
     return out.copy_(u) if divide is None else torch.div(u, divide, out=out)
 
 
@@ -430,7 +430,7 @@ def random_grayscale(x: torch.Tensor, mask: torch.Tensor, out: Optional[torch.Te
 def gaussian_kernel1d(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """(B, k) normalised Gaussian taps with a per-sample sigma, torchvision `_get_gaussian_kernel1d`."""
     half = (kernel_size - 1) * 0.5
-    t = torch.linspace(-half, half, kernel_size, device=sigma.device)
+    t = torch.linspace(-half, half, kernel_size, dtype=torch.float32, device=sigma.device)
     pdf = torch.exp(-0.5 * (t / sigma.float()[:, None]).pow(2))
     return pdf / pdf.sum(dim=1, keepdim=True)
 

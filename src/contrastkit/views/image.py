@@ -91,8 +91,9 @@ class _Normalize(nn.Module):
     def __init__(self, info: DataInfo):
         super().__init__()
         mean, std = _mean_std(info)
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        for name, value in (("mean", mean), ("std", std)):
+            column = torch.tensor(value, dtype=torch.float32).view(1, -1, 1, 1)
+            self.register_buffer(name, column, persistent=False)
 
     def normalize_(self, y: torch.Tensor) -> torch.Tensor:
         """(y − mean) / std in place, for float y in [0, 1]."""
@@ -291,7 +292,8 @@ class ImageViews(_Normalize):
             "crop": 22, "flip": 1, "jitter": 9 if self._jitter else 0, "grayscale": int(self._grayscale),
             "blur": 2 if cfg.blur_p > 0 else 0, "solarize": int(cfg.solarize_p > 0),
         }
-        u = torch.rand(n, sum(widths.values()), generator=generator, device=gdev).to(device)
+        u = torch.rand(n, sum(widths.values()), generator=generator, device=gdev, dtype=torch.float32)
+        u = u.to(device)
         cols = dict(zip(widths, u.split(list(widths.values()), dim=1)))
 
         crop = ops.crop_params_from_uniforms(
@@ -305,8 +307,8 @@ class ImageViews(_Normalize):
             uj = cols["jitter"]
             p["jitter"] = uj[:, 0] < cfg.jitter_p
             p["jitter_order"] = torch.argsort(uj[:, 1:5], dim=1)  # a uniform random permutation per sample
-            lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -hue], device=device)
-            hi = torch.tensor([1 + b, 1 + c, 1 + s, hue], device=device)
+            lo = u.new_tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -hue])
+            hi = u.new_tensor([1 + b, 1 + c, 1 + s, hue])
             p["jitter_factors"] = lo + (hi - lo) * uj[:, 5:9]
             order, factors = p["jitter_order"], p["jitter_factors"]
             p.update(ops.jitter_plan(factors, order, p["jitter"], self.channels, use_hue=hue > 0))
@@ -363,7 +365,7 @@ class ImageViews(_Normalize):
             order = torch.argsort(ops.jitter_group_key(params), stable=True)
         else:
             order = torch.arange(n)
-        out = torch.empty(n, c, size, size)
+        out = torch.empty(n, c, size, size, dtype=torch.float32)
         for i in range(0, n, chunk):
             sel = order[i : i + chunk]
             out[sel] = self.apply(x[sel], {k: v[sel] for k, v in params.items()})
