@@ -31,7 +31,7 @@ from contrastkit.train.optim import build_optimizer, lr_factor, set_lr  # noqa: 
 import contrastkit.methods  # noqa: E402,F401  (registers the methods)
 
 
-def train_clan(cfg: dict, splits, threads: int) -> tuple[torch.nn.Module, float, int, float]:
+def train_clan(cfg: dict, splits) -> tuple[torch.nn.Module, float, int, float]:
     torch.manual_seed(cfg["seed"])
     encoder = create_encoder(cfg["encoder"], splits.info, **cfg["encoder_kwargs"])
     method = METHODS.get("clan")(encoder, splits.info, cfg)
@@ -76,6 +76,8 @@ def main() -> None:
     p.add_argument("--out-dim", type=int, default=128)
     p.add_argument("--margin", type=float, default=defaults["margin"])
     p.add_argument("--p-f", type=float, default=defaults["p_f"])
+    p.add_argument("--aug-range", type=float, default=defaults["aug_high"],
+                   help="CLAN augmentation draws U(-R, R) (standardised units); reference 1.7")
     p.add_argument("--min-features", type=int, default=defaults["aug_min_features"],
                    help="aug_min_features: 0 = the reference augmentation (rows may stay unchanged)")
     p.add_argument("--seed", type=int, default=0)
@@ -90,6 +92,7 @@ def main() -> None:
     t_load = time.perf_counter() - t_start
     cfg = {**defaults, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
            "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features, "seed": args.seed,
+           "aug_low": -args.aug_range, "aug_high": args.aug_range,
            "verbose": not args.quiet,
            "encoder_kwargs": {"width": args.width, "depth": args.depth, "out_dim": args.out_dim}}
     n_anom = int(splits.test.y.sum())
@@ -98,9 +101,9 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")
     print(f"clan: encoder {args.encoder} {cfg['encoder_kwargs']}, epochs {args.epochs}, batch {args.batch_size}, "
           f"lr {args.lr}, alpha {cfg['alpha']}, margin {cfg['margin']}, p_f {cfg['p_f']}, "
-          f"aug_min_features {cfg['aug_min_features']}")
+          f"U(-{args.aug_range}, {args.aug_range}), aug_min_features {cfg['aug_min_features']}")
 
-    method, t_train, steps, loss = train_clan(cfg, splits, args.threads)
+    method, t_train, steps, loss = train_clan(cfg, splits)
     print(f"trained {steps} steps in {t_train:.1f}s (final loss {loss:.4f})")
 
     def fresh():
