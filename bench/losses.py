@@ -243,7 +243,7 @@ def child(spec: dict) -> dict:
     before = _status("VmRSS")
     _reset_hwm()
     loss = fwd_bwd(fn, a, b, e)
-    return {"peak_mib": (_status("VmHWM") - before) / 2**20, "loss": float(loss)}
+    return {"peak_mib": (_status("VmHWM") - before) / 2**20, "loss": float(loss.detach())}
 
 
 def _reset_hwm():

@@ -80,6 +80,8 @@ def main() -> None:
                    help="CLAN augmentation draws U(-R, R) (standardised units); reference 1.7")
     p.add_argument("--min-features", type=int, default=defaults["aug_min_features"],
                    help="aug_min_features: 0 = the reference augmentation (rows may stay unchanged)")
+    p.add_argument("--scaler", default="standard", choices=["standard", "quantile"],
+                   help="table scaler (data/table.py): standard = mean/std, quantile = rank-Gauss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (1: small matrices, and much faster when the cores are shared)")
@@ -88,7 +90,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     t_start = time.perf_counter()
-    splits = load_data("shuttle", {"seed": args.seed})
+    splits = load_data("shuttle", {"seed": args.seed, "scaler": args.scaler})
     t_load = time.perf_counter() - t_start
     cfg = {**defaults, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
            "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features, "seed": args.seed,
@@ -98,7 +100,7 @@ def main() -> None:
     n_anom = int(splits.test.y.sum())
     print(f"shuttle: train {len(splits.train)} normal rows; test {len(splits.test)} rows "
           f"({n_anom} anomalies, {n_anom / len(splits.test):.1%}); loaded in {t_load:.1f}s; "
-          f"torch threads {torch.get_num_threads()}")
+          f"scaler {args.scaler}; torch threads {torch.get_num_threads()}")
     print(f"clan: encoder {args.encoder} {cfg['encoder_kwargs']}, epochs {args.epochs}, batch {args.batch_size}, "
           f"lr {args.lr}, alpha {cfg['alpha']}, margin {cfg['margin']}, p_f {cfg['p_f']}, "
           f"U(-{args.aug_range}, {args.aug_range}), aug_min_features {cfg['aug_min_features']}")

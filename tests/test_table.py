@@ -274,3 +274,26 @@ def test_integer_categories_match_across_files_when_pandas_reads_floats(tmp_path
     j = splits.info.extra["columns"].index("port")
     mode = splits.info.extra["vocab"]["port"].index(splits.info.extra["impute"]["port"])
     assert splits.test.x[:, j].tolist() == [1.0, 0.0, float(mode), 1.0, 2.0, 0.0]  # 22 is unknown → code 2
+
+
+def test_quantile_scaler_gaussianizes_heavy_tails_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    df = make_frame(400)
+    df["heavy"] = np.where(rng.random(400) < 0.02, rng.normal(0, 1000, 400), rng.normal(0, 1, 400))
+    test = make_frame(20, seed=1)
+    test["heavy"] = np.linspace(-5000, 5000, 20)
+    splits = load_data(write(df, tmp_path / "tr.csv"), {"scaler": "quantile", "label_column": "label",
+                                                        "test_data": write(test, tmp_path / "te.csv")})
+    e = splits.info.extra
+    j = e["columns"].index("heavy")
+    h = splits.train.x[:, j]
+    assert abs(h.mean()) < 0.05 and 0.9 < h.std() < 1.1  # the bulk spreads over N(0, 1), not ±0.01
+    order = np.argsort(df["heavy"].to_numpy(), kind="stable")
+    assert np.all(np.diff(h.numpy()[order]) >= 0)  # rank-preserving
+    t = splits.test.x[:, j]
+    assert t.abs().max() <= 5.2 and torch.all(t[1:] >= t[:-1])  # bounded, monotone outside the training range
+    assert e["scaler"] == "quantile" and len(e["quantiles"]["heavy"]) == 400
+    json.dumps(e)
+    schema = TableSchema.from_extra(json.loads(json.dumps(e)))
+    np.testing.assert_allclose(schema.transform_frame(test), splits.test.x.numpy(), rtol=1e-5, atol=1e-6)
+    bad(tmp_path, df, r"scaler='minmax'; valid: standard, quantile", scaler="minmax")

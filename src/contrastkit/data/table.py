@@ -13,6 +13,8 @@ the preprocessing is fitted on the TRAINING split only and stored in `info.extra
     categorical_columns  names of the categorical features        (x[:, categorical_index])
     numeric_index / categorical_index   column positions in x
     mean / std           per numeric column, of the training split (ddof=0)
+    scaler / quantiles   "standard" (x = (v − mean) / std, the default) or "quantile": x = Φ⁻¹(training quantile
+                         rank of v), 1000 training quantiles per column stored (heavy-tailed columns, see below)
     vocab                {column: [category, ...]} of the training split; code k ↔ vocab[k]
     cardinalities        len(vocab) + 1 per categorical column: code len(vocab) is reserved for a category
                          never seen in training (and for masked values); embeddings are sized by it
@@ -43,6 +45,11 @@ impute          False (default): NaN / inf / missing is an error. True: median (
 drop_constant   False (default): a constant or all-missing training column is an error. True: drop it
 drop_columns    columns to remove before anything else (ids, timestamps, addresses)
 categorical_columns  columns to treat as categorical whatever their type
+scaler          "standard" (default): numerics standardised with the training mean/std. "quantile": each
+                numeric column mapped through its training quantiles to a standard normal (rank-Gauss, as
+                scikit-learn's QuantileTransformer), bounded to ±5.2. For heavy-tailed columns, where a few
+                extreme rows inflate the std so that almost every row sits within ±0.1 "standard deviations",
+                noise-based views (CLAN's U(−1.7, 1.7), Gaussian noise) then act on the bulk of the data
 
 Shuttle
 -------
@@ -71,6 +78,8 @@ from .base import DataInfo, DataSplits, Dataset
 __all__ = ["TableSchema", "load_table", "load_shuttle", "table_splits", "read_table"]
 
 NUMERIC_FRACTION = 0.5  # a text column is numeric when at least this share of its non-missing values parse
+SCALERS = ("standard", "quantile")
+N_QUANTILES = 1000  # reference points of the quantile scaler (as scikit-learn's QuantileTransformer)
 SHUTTLE_TEST_FRACTION = 0.4
 
 
@@ -201,6 +210,14 @@ def _check_missing(frame: _Frame, source: str, is_csv: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- schema
+def _gaussianize(v: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Training-quantile rank → standard normal (scikit-learn's QuantileTransformer(output_distribution="normal")):
+    ties get the middle of their rank range; values outside the training range map to ±5.2."""
+    from scipy.special import ndtri
+
+    levels = np.linspace(0.0, 1.0, len(q))
+    u = 0.5 * (np.interp(v, q, levels) - np.interp(-v, -q[::-1], -levels[::-1]))
+    return ndtri(np.clip(u, 1e-7, 1.0 - 1e-7))
 @dataclasses.dataclass
 class TableSchema:
     """Preprocessing fitted on the training split; `transform` applies it to any frame with the same columns."""
@@ -212,11 +229,16 @@ class TableSchema:
     vocab: dict[str, list[str]]
     impute: dict[str, Any]
     dropped_columns: list[str]
+    scaler: str = "standard"
+    quantiles: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def fit(cls, frame: _Frame, impute: bool, drop_constant: bool, source: str) -> "TableSchema":
+    def fit(cls, frame: _Frame, impute: bool, drop_constant: bool, source: str,
+            scaler: str = "standard") -> "TableSchema":
         numeric_cols, cat_cols, dropped = [], [], []
-        mean, std, vocab, fill = [], [], {}, {}
+        mean, std, vocab, fill, quantiles = [], [], {}, {}, {}
+        if scaler not in SCALERS:
+            raise ContrastkitError(f"scaler={scaler!r}; valid: {', '.join(SCALERS)}")
         fix = "remove the column, or set drop_constant: true to drop constant and all-missing columns"
         for name, v in frame.numeric.items():
             finite = v[np.isfinite(v)]
@@ -232,6 +254,9 @@ class TableSchema:
             numeric_cols.append(name)
             mean.append(float(finite.mean()))
             std.append(float(finite.std()))
+            if scaler == "quantile":
+                levels = np.linspace(0.0, 1.0, min(N_QUANTILES, finite.size))
+                quantiles[name] = [float(q) for q in np.quantile(finite, levels)]
         for name, v in frame.categorical.items():
             present = [x for x in v if x is not None]
             uniq, counts = np.unique(np.array(present, dtype=object).astype(str), return_counts=True) if present \
@@ -249,7 +274,7 @@ class TableSchema:
         if not numeric_cols and not cat_cols:
             raise ContrastkitError(f"{source}: no feature columns left (dropped: {dropped}); the table needs at "
                                    f"least one non-constant column besides the label")
-        return cls(numeric_cols, cat_cols, mean, std, vocab, fill, dropped)
+        return cls(numeric_cols, cat_cols, mean, std, vocab, fill, dropped, scaler, quantiles)
 
     @property
     def columns(self) -> list[str]:
@@ -262,7 +287,10 @@ class TableSchema:
             v = frame.numeric[name].copy()
             if name in self.impute:
                 v[~np.isfinite(v)] = self.impute[name]
-            out[:, j] = (v - self.mean[j]) / self.std[j]
+            if self.scaler == "quantile":
+                out[:, j] = _gaussianize(v, np.asarray(self.quantiles[name]))
+            else:
+                out[:, j] = (v - self.mean[j]) / self.std[j]
         base = len(self.numeric_columns)
         for j, name in enumerate(self.categorical_columns):
             lookup = {c: k for k, c in enumerate(self.vocab[name])}
@@ -285,13 +313,16 @@ class TableSchema:
             "cardinalities": [len(self.vocab[c]) + 1 for c in self.categorical_columns],
             "impute": dict(self.impute),
             "dropped_columns": list(self.dropped_columns),
+            "scaler": self.scaler,
+            "quantiles": {k: list(v) for k, v in self.quantiles.items()},
         }
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> "TableSchema":
         return cls(list(extra["numeric_columns"]), list(extra["categorical_columns"]), list(extra["mean"]),
                    list(extra["std"]), {k: list(v) for k, v in extra["vocab"].items()}, dict(extra.get("impute", {})),
-                   list(extra.get("dropped_columns", [])))
+                   list(extra.get("dropped_columns", [])), extra.get("scaler", "standard"),
+                   {k: list(v) for k, v in extra.get("quantiles", {}).items()})
 
     def transform_frame(self, df: pd.DataFrame, source: str = "data") -> np.ndarray:
         """Apply to a new DataFrame (same feature columns; extra columns are ignored)."""
@@ -478,7 +509,7 @@ def table_splits(
     if train_frame.n < 2:
         raise ContrastkitError(f"{train_source}: only {train_frame.n} training row(s) left; need at least 2")
 
-    schema = TableSchema.fit(train_frame, impute, drop_constant, train_source)
+    schema = TableSchema.fit(train_frame, impute, drop_constant, train_source, str(cfg.get("scaler") or "standard"))
     x_train = torch.from_numpy(schema.transform(train_frame))
     x_test = torch.from_numpy(schema.transform(test_frame))
     extra = {**schema.to_extra(), **extra, "n_train": int(train_frame.n), "n_test": int(test_frame.n)}
@@ -520,5 +551,5 @@ def load_shuttle(cfg: dict[str, Any]) -> DataSplits:
     """ODDS Shuttle from river: train on 60 % of the normal rows, test on the rest + all anomalies (module doc)."""
     df = read_table(shuttle_path())
     sub = {"label_column": "anomaly", "anomaly_label": 1, "test_fraction": SHUTTLE_TEST_FRACTION,
-           "seed": cfg.get("seed", 0), "impute": False, "drop_constant": False}
+           "seed": cfg.get("seed", 0), "impute": False, "drop_constant": False, "scaler": cfg.get("scaler")}
     return table_splits(df, sub, name="shuttle", train_source="shuttle", csv=(True, False))
