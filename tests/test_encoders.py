@@ -56,9 +56,9 @@ def test_default_stem_from_image_size():
     assert default_stem(info_for((3, 64, 64))) == "cifar"
     assert default_stem(info_for((3, 96, 96))) == "imagenet"
     assert default_stem(info_for((3, 224, 224))) == "imagenet"
-    enc = build("resnet18", (3, 32, 32))
+    enc = build("resnet18", (3, 32, 32), width=8)
     assert enc.stem == "cifar" and enc.conv1.kernel_size == (3, 3) and isinstance(enc.maxpool, torch.nn.Identity)
-    enc = build("resnet18", (3, 32, 32), stem="imagenet")
+    enc = build("resnet18", (3, 32, 32), stem="imagenet", width=8)
     assert enc.conv1.kernel_size == (7, 7) and enc.conv1.stride == (2, 2)
     assert isinstance(enc.maxpool, torch.nn.MaxPool2d)
 

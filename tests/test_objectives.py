@@ -72,7 +72,7 @@ def ref_supcon(z, labels, tau, variant):
         z = z[:, None]
     n, v, _ = z.shape
     zz = _n(z.transpose(0, 1).reshape(n * v, -1))
-    ll = labels.repeat(v)
+    ll = labels.repeat(v).tolist()
     rows = []
     for i in range(n * v):
         others = [a for a in range(n * v) if a != i]
