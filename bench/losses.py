@@ -323,7 +323,7 @@ def bench(args) -> list[dict]:
                 for r in rows:
                     if r["obj"] == obj and r["n"] == n and r["impl"] != "floor":
                         spec = dict(obj=obj, impl=r["impl"].replace("_bf16", ""), n=n, d=args.dim,
-                                    bf16=r["impl"].endswith("_bf16"))
+                                    bf16=r["impl"].endswith("_bf16"), threads=args.threads)
                         r["peak_mib"] = measure_memory(spec)
             report(rows, args, final=False)
     return rows
@@ -384,11 +384,18 @@ def main(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the per-case memory subprocesses")
     p.add_argument("--no-materialised", action="store_true", help="skip the materialised baseline")
     p.add_argument("--json", help="also write the raw rows to this file")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice); "
+                   "1 gives steadier small-N numbers on a busy shared CPU")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+        spec = json.loads(args.child)
+        if spec.get("threads"):
+            torch.set_num_threads(spec["threads"])
+        print(json.dumps(child(spec)))
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = bench(args)
     report(rows, args)
 
