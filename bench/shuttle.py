@@ -1,13 +1,30 @@
 """CLAN on Shuttle (ODDS, via river): train on normal rows only, then the anomaly protocol table.
 
-    .venv/bin/python bench/shuttle.py                     # pinned CLAN defaults, 2 CPU threads
-    .venv/bin/python bench/shuttle.py --epochs 40 --lr 3e-4 --seed 1
+    .venv/bin/python bench/shuttle.py                     # pinned CLAN defaults, 1 CPU thread
+    .venv/bin/python bench/shuttle.py --epochs 30 --lr 1e-3 --seed 2 --min-features 0
 
 Prints AUROC / AUPR on the test split (40 % of the normal rows + every anomaly, see data/table.py) for CLAN's
-encoder (centroid-cosine and kNN scores), the same architecture at random initialisation, IsolationForest on
-the standardised features, and kNN distance on the standardised features, all computed in this run on the
-same split, plus wall-clock times. The training loop is deliberately minimal (the library's optimizer and
-warm-up + cosine schedule, the method's training_step), so the numbers depend on nothing but the recipe.
+encoder (centroid-cosine and kNN scores), the encoder + CLAN's linear projection (the space the CLAN reference
+scores), the same architecture at random initialisation, IsolationForest and kNN distance on the standardised
+features, all computed in this run on the same split, plus wall-clock times. The training loop is deliberately
+minimal (the library's optimizer and warm-up + cosine schedule, the method's training_step); runs are
+deterministic on CPU for a given --seed (split, initialisation, batch order, augmentation).
+
+Measured with the pinned defaults (15 epochs, 795 steps, ~80–100 s of training on one shared core;
+centroid AUROC / AUPR; IsolationForest 100 trees):
+
+    seed  clan encoder      clan encoder+head  random init      isolation forest  raw kNN-5
+    0     0.9972 / 0.9541   0.9990 / 0.9865    0.9936 / 0.9724  0.9968 / 0.9903   0.9992 / 0.9831
+    1     0.9987 / 0.9881   0.9994 / 0.9967    0.9904 / 0.9625  0.9970 / 0.9892   0.9992 / 0.9848
+    2     0.9835 / 0.8172   0.9826 / 0.8180    0.9779 / 0.8922  0.9958 / 0.9857   0.9994 / 0.9872
+
+CLAN's AUROC beats IsolationForest on seeds 0 and 1 and loses on seed 2; its AUPR is below IsolationForest's
+except encoder+head on seed 1. Plain kNN distance (raw features, and even a random-init encoder: 0.9995–0.9998)
+is the strongest scorer on this easy data set. On seed 2 the normal test rows that score highest hold rare
+values in the heavy-tailed columns f2/f4/f6 (whose bulk sits within ±0.2 std, so a U(−1.7, 1.7) replacement
+there is what the model learns to call anomalous), while real anomalies (f1, f5, f7, f9 at 3–9 std) lie
+outside the augmentation range. Tried on seed 2 without a win: lr 1e-3 (0.9917), 30 epochs at lr 1e-3
+(0.9915), U(−5, 5) (0.9851), U(−10, 10) (0.9668), the rank-Gauss scaler `--scaler quantile` (0.9861).
 """
 
 from __future__ import annotations

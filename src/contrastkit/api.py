@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import resolve_config
@@ -37,11 +38,32 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
         torch.manual_seed(int(cfg["seed"]))  # the same initialisation the trained encoder started from
         return create_encoder(cfg["encoder"], result.splits.info, **dict(cfg.get("encoder_kwargs") or {}))
 
-    rows, extra = evaluation_table(result.method.encoder, random_encoder, result.splits, result.device,
-                                   knn_t=float(cfg["knn_t"]))
+    if is_anomaly_data(result.splits.info):
+        from .evaluate.anomaly_protocol import anomaly_protocol
+        from .evaluate.embed import embed
+        from .views import create_preprocess
+
+        preprocess = create_preprocess(result.splits.info)
+        rows = anomaly_protocol(result.method.encoder, preprocess, result.splits, method_name=cfg["method"],
+                                seed=int(cfg["seed"]), random_encoder=random_encoder, device=result.device)
+        extra = {"timings": {}, "test_emb": embed(result.method.encoder, result.splits.test.x, preprocess)}
+    else:
+        rows, extra = evaluation_table(result.method.encoder, random_encoder, result.splits, result.device,
+                                       knn_t=float(cfg["knn_t"]))
+        extra["test_emb"] = extra["features"]["encoder"][1]
     result.eval_rows = rows
     (result.run_dir / "eval.json").write_text(json.dumps({"rows": rows, "timings": extra["timings"]}, indent=2))
-    write_run_report(result.run_dir, rows, extra["features"]["encoder"][1], result.splits.test.y)
+    temperatures = getattr(result.method, "temperatures", None)
+    temperatures = temperatures().detach().cpu().numpy() if callable(temperatures) else None
+    if temperatures is not None:
+        np.save(result.run_dir / "temperatures.npy", temperatures)
+    write_run_report(result.run_dir, rows, extra["test_emb"], result.splits.test.y, temperatures)
+
+
+def is_anomaly_data(info) -> bool:
+    """Tables loaded with an anomaly (or normal) label are evaluated with the anomaly protocol."""
+    return info.kind == "table" and (info.extra.get("anomaly_label") is not None
+                                     or info.extra.get("normal_label") is not None)
 
 
 def write_run_report(run_dir: Path, rows, test_emb, test_y, temperatures=None) -> Path:

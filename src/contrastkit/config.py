@@ -44,6 +44,10 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "anomaly_label": None,
     "impute": False,
     "drop_constant": False,
+    "normal_label": None,
+    "drop_columns": None,
+    "categorical_columns": None,
+    "scaler": None,  # tables: standard (mean/std, default) | quantile (rank-Gauss)
 }
 
 # View settings: accepted from flags and YAML; when absent the view module's documented default applies
