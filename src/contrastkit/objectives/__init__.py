@@ -1,9 +1,11 @@
 """Contrastive objectives: pure functions (functional.py) over one tiled InfoNCE kernel (tiled.py)."""
 
+from .clan import clan_loss
 from .functional import clip_loss, dcl, dclw, dclw_weights, info_nce, nt_xent, supcon
 from .tiled import contrastive_rows, logsumexp_rows, logsumexp_rows_cols
 
 __all__ = [
+    "clan_loss",
     "clip_loss",
     "contrastive_rows",
     "dcl",
