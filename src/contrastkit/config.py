@@ -25,7 +25,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "lr_scaling": "linear",  # linear | sqrt | none
     "momentum": 0.9,
     "weight_decay": 1e-4,
-    "warmup_epochs": 1.0,
+    "warmup_epochs": 1.0,  # capped at 10 % of the planned steps
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "precision": "auto",  # auto (bf16 autocast where fast) | fp32 | bf16 | fp16

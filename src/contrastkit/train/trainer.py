@@ -162,7 +162,6 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
     amp_dtype = autocast_dtype(str(cfg["precision"]), device)
 
     steps_per_epoch = n_train // batch_size
-    warmup_steps = int(round(float(cfg["warmup_epochs"]) * steps_per_epoch))
     total_steps = steps_per_epoch * int(cfg["epochs"])
     budget_s = None if cfg["minutes"] is None else float(cfg["minutes"]) * 60.0
     start_epoch, step, elapsed_before, planned = 0, 0, 0.0, budget_s is None
@@ -172,6 +171,7 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
         total_steps, planned = state["total_steps"], state["planned"]
+    warmup_steps = _warmup(cfg, steps_per_epoch, total_steps)
     metrics = MetricsLog(run_dir / "metrics.csv", keep_until_step=step if resume else None) if is_main else None
     from .monitors import Monitor
 
@@ -186,7 +186,9 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         while step < total_steps:
             method.train()
             perm_gen = torch.Generator().manual_seed(epoch_seed(cfg["seed"], epoch, 0))
-            view_gen = torch.Generator(device=device).manual_seed(epoch_seed(cfg["seed"], epoch, 1))
+            # each rank draws its own augmentations (rank 0 matches a single-process run)
+            view_gen = torch.Generator(device=device).manual_seed(
+                epoch_seed(cfg["seed"], epoch, 1 + 16 * distributed.rank()))
             torch.manual_seed(epoch_seed(cfg["seed"], epoch, 2))
             order = torch.randperm(n_train, generator=perm_gen).to(device)
             rank_slice = slice(distributed.rank() * local_batch, (distributed.rank() + 1) * local_batch)
@@ -234,6 +236,7 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
                     total_steps = _plan_steps(budget_s, elapsed_before + time.perf_counter() - start_time, step,
                                               steps_per_epoch)
                     planned = True
+                    warmup_steps = _warmup(cfg, steps_per_epoch, total_steps)
                     bar.update(task, total=total_steps)
                 if budget_s is not None and elapsed_before + time.perf_counter() - start_time > budget_s:
                     total_steps = step  # out of time: stop here (the schedule had planned to end about now)
@@ -251,6 +254,11 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
 
         save_encoder(run_dir / "encoder.pt", method.encoder, splits.info, cfg)
     return RunResult(run_dir, method, splits, device, steps=step, train_seconds=train_seconds)
+
+
+def _warmup(cfg: dict[str, Any], steps_per_epoch: int, total_steps: int) -> int:
+    """`warmup_epochs` of linear warm-up, capped at 10 % of the run so short budgets reach the peak lr."""
+    return min(int(round(float(cfg["warmup_epochs"]) * steps_per_epoch)), total_steps // 10)
 
 
 def _plan_steps(budget_s: float, elapsed_s: float, done: int, steps_per_epoch: int) -> int:
