@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import contrastkit  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import torch
 
 from contrastkit.config import resolve_config
