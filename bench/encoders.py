@@ -113,8 +113,11 @@ def main() -> None:
     if args.sweep:
         two = ("fp32", "channels_last")
         cases += [
-            Case("convnet width=16", "convnet", (1, 28, 28), args.batch, {"width": 16}, two),
-            Case("convnet width=48", "convnet", (1, 28, 28), args.batch, {"width": 48}, two),
+            Case("convnet width=16 (out 64)", "convnet", (1, 28, 28), args.batch, {"width": 16}, two),
+            Case("convnet width=24 (out 96)", "convnet", (1, 28, 28), args.batch, {"width": 24}, two),
+            Case("convnet width=32 (out 128)", "convnet", (1, 28, 28), args.batch, {"width": 32}, two),
+            Case("convnet width=32 depth=(0,1,1)", "convnet", (1, 28, 28), args.batch, {"depth": (0, 1, 1)}, two),
+            Case("convnet width=48 (out 192)", "convnet", (1, 28, 28), args.batch, {"width": 48}, two),
             Case("convnet width=64 (out 256)", "convnet", (1, 28, 28), args.batch, {"width": 64}, two),
             Case("convnet depth=2", "convnet", (1, 28, 28), args.batch, {"depth": 2}, two),
             Case("convnet 4 stages (out 256)", "convnet", (1, 28, 28), args.batch, {"num_stages": 4}, two),
