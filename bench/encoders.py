@@ -109,19 +109,21 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16 (oneDNN): {fast_bf16}")
 
-    cases = [Case("convnet (default)", "convnet", (1, 28, 28), args.batch, {})]
+    cases = [Case("convnet (default: width=24)", "convnet", (1, 28, 28), args.batch, {})]
     if args.sweep:
         two = ("fp32", "channels_last")
         cases += [
             Case("convnet width=16 (out 64)", "convnet", (1, 28, 28), args.batch, {"width": 16}, two),
-            Case("convnet width=24 (out 96)", "convnet", (1, 28, 28), args.batch, {"width": 24}, two),
             Case("convnet width=32 (out 128)", "convnet", (1, 28, 28), args.batch, {"width": 32}, two),
-            Case("convnet width=32 depth=(0,1,1)", "convnet", (1, 28, 28), args.batch, {"depth": (0, 1, 1)}, two),
+            Case("convnet width=32 depth=(0,1,1)", "convnet", (1, 28, 28), args.batch,
+                 {"width": 32, "depth": (0, 1, 1)}, two),
             Case("convnet width=48 (out 192)", "convnet", (1, 28, 28), args.batch, {"width": 48}, two),
             Case("convnet width=64 (out 256)", "convnet", (1, 28, 28), args.batch, {"width": 64}, two),
-            Case("convnet depth=2", "convnet", (1, 28, 28), args.batch, {"depth": 2}, two),
-            Case("convnet 4 stages (out 256)", "convnet", (1, 28, 28), args.batch, {"num_stages": 4}, two),
-            Case("convnet stem_stride=1", "convnet", (1, 28, 28), args.batch, {"stem_stride": 1}, two),
+            Case("convnet width=32 depth=2", "convnet", (1, 28, 28), args.batch, {"width": 32, "depth": 2}, two),
+            Case("convnet width=32, 4 stages (out 256)", "convnet", (1, 28, 28), args.batch,
+                 {"width": 32, "num_stages": 4}, two),
+            Case("convnet width=32 stem_stride=1", "convnet", (1, 28, 28), args.batch,
+                 {"width": 32, "stem_stride": 1}, two),
             Case("convnet stem_stride=1 width=16", "convnet", (1, 28, 28), args.batch,
                  {"stem_stride": 1, "width": 16}, two),
         ]

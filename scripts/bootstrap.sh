@@ -23,8 +23,10 @@ PYTHON=${PYTHON:-python3}
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
 # torch==2.13.0 (pinned in pyproject.toml) is the CPU build; pip takes it from the local wheel cache here.
+find_links=()
+[ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)  # where this kind of machine keeps the CPU torch wheel
 log=$(mktemp)
-if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check "${find_links[@]}" -e ".${extras}" >"$log" 2>&1; then
   grep -v "^WARNING: Location" "$log" >&2; exit 1
 fi
 rm -f "$log"
