@@ -1,8 +1,8 @@
 """Encoder training throughput: forward + backward images/s, measured side by side in one run.
 
     .venv/bin/python bench/encoders.py                 # default convnet, 3 precisions; resnet18 (cifar stem)
-    .venv/bin/python bench/encoders.py --sweep         # + candidate convnet sizes (how the default was chosen)
-    .venv/bin/python bench/encoders.py --resnet-bf16   # also resnet18 under bf16 autocast (slow on AVX2 CPUs)
+    .venv/bin/python bench/encoders.py --sweep         # + candidate convnet sizes (how the default was picked)
+    .venv/bin/python bench/encoders.py --resnet-bf16   # also resnet18 under bf16 autocast (slow on AVX2)
 
 Modes: (a) fp32, (b) channels_last (model and input), (c) channels_last + bf16 autocast. Every round
 runs every (model, mode) once, in turn, so load from other processes hits all of them alike; the table
@@ -119,7 +119,8 @@ def main() -> None:
                  {"width": 32, "depth": (0, 1, 1)}, two),
             Case("convnet width=48 (out 192)", "convnet", (1, 28, 28), args.batch, {"width": 48}, two),
             Case("convnet width=64 (out 256)", "convnet", (1, 28, 28), args.batch, {"width": 64}, two),
-            Case("convnet width=32 depth=2", "convnet", (1, 28, 28), args.batch, {"width": 32, "depth": 2}, two),
+            Case("convnet width=32 depth=2", "convnet", (1, 28, 28), args.batch,
+                 {"width": 32, "depth": 2}, two),
             Case("convnet width=32, 4 stages (out 256)", "convnet", (1, 28, 28), args.batch,
                  {"width": 32, "num_stages": 4}, two),
             Case("convnet width=32 stem_stride=1", "convnet", (1, 28, 28), args.batch,
@@ -129,7 +130,8 @@ def main() -> None:
         ]
     if not args.no_resnet:
         modes = MODES if (args.resnet_bf16 or fast_bf16) else MODES[:2]
-        cases.append(Case("resnet18 cifar stem, 3x32x32", "resnet18", (3, 32, 32), 64, {"stem": "cifar"}, modes))
+        cases.append(Case("resnet18 cifar stem, 3x32x32", "resnet18", (3, 32, 32), 64, {"stem": "cifar"},
+                          modes))
 
     steps = {(c.label, m): make_step(c, m) for c in cases for m in c.modes}
     for r in range(args.rounds):
@@ -145,7 +147,8 @@ def main() -> None:
     if torch.get_num_threads() == 1:
         table(cases, "cpu_rates", "forward+backward images per CPU-second (= one idle core), median (best)")
     if not fast_bf16:
-        print("\nthis CPU has no native bf16 (AVX512-BF16/AMX): bf16 convolutions are emulated; use fp32 here")
+        print("\nthis CPU has no native bf16 (AVX512-BF16/AMX): bf16 convolutions are emulated; "
+              "use fp32 here")
 
 
 if __name__ == "__main__":

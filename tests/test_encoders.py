@@ -12,7 +12,7 @@ from contrastkit.encoders.resnet import ResNet, default_stem
 from contrastkit.errors import ContrastkitError
 
 IMAGE_ENCODERS = ["convnet", "resnet18", "resnet50"]
-OUT_DIM = {"convnet": 128, "resnet18": 512, "resnet50": 2048}
+OUT_DIM = {"convnet": 96, "resnet18": 512, "resnet50": 2048}
 
 
 def info_for(shape) -> DataInfo:
@@ -57,7 +57,8 @@ def test_default_stem_from_image_size():
     assert default_stem(info_for((3, 96, 96))) == "imagenet"
     assert default_stem(info_for((3, 224, 224))) == "imagenet"
     enc = build("resnet18", (3, 32, 32), width=8)
-    assert enc.stem == "cifar" and enc.conv1.kernel_size == (3, 3) and isinstance(enc.maxpool, torch.nn.Identity)
+    assert enc.stem == "cifar" and enc.conv1.kernel_size == (3, 3)
+    assert isinstance(enc.maxpool, torch.nn.Identity)
     enc = build("resnet18", (3, 32, 32), stem="imagenet", width=8)
     assert enc.conv1.kernel_size == (7, 7) and enc.conv1.stride == (2, 2)
     assert isinstance(enc.maxpool, torch.nn.MaxPool2d)
@@ -85,7 +86,8 @@ def test_resnet_state_dict_uses_torchvision_names():
 
 
 # Autocast and channels_last. bf16 convolutions are emulated (10–30× slower than fp32) on CPUs without
-# AVX512-BF16/AMX, so the ResNets run on small imagenet-stem inputs here; the cifar stem differs only in conv1.
+# AVX512-BF16/AMX, so the ResNets run on small imagenet-stem inputs here (the cifar stem differs only
+# in conv1).
 AMP_CASES = [("convnet", (1, 28, 28), {}), ("resnet18", (3, 32, 32), {"stem": "imagenet"}),
              ("resnet50", (3, 32, 32), {"stem": "imagenet"})]
 
@@ -109,9 +111,11 @@ def test_bf16_autocast_and_channels_last(name, shape, kwargs):
 
 
 # The ResNets run at width 16 here: the wiring (every block, shortcut and BN) is what is tested, not the size.
-@pytest.mark.parametrize("name,shape,kwargs", [("convnet", (1, 28, 28), {}), ("convnet", (3, 32, 32), {}),
-                                               ("resnet18", (1, 28, 28), {"width": 16}),
-                                               ("resnet50", (3, 32, 32), {"width": 16})],
+GRAD_CASES = [("convnet", (1, 28, 28), {}), ("convnet", (3, 32, 32), {}),
+              ("resnet18", (1, 28, 28), {"width": 16}), ("resnet50", (3, 32, 32), {"width": 16})]
+
+
+@pytest.mark.parametrize("name,shape,kwargs", GRAD_CASES,
                          ids=["convnet-bf16", "convnet-3ch", "resnet18", "resnet50"])
 def test_gradient_reaches_every_parameter(name, shape, kwargs):
     enc = build(name, shape, **kwargs).train()
@@ -136,8 +140,12 @@ def test_zero_init_residual():
 
 
 def test_convnet_options():
+    enc = build("convnet", (1, 28, 28))
+    assert [s[0].conv2.out_channels for s in enc.stages] == [24, 48, 96]  # the documented default
+    assert enc.stem[0].stride == (2, 2) and [len(s) for s in enc.stages] == [1, 1, 1]
     assert build("convnet", (1, 28, 28), width=16).out_dim == 64
-    assert build("convnet", (1, 28, 28), num_stages=4).out_dim == 256
+    assert build("convnet", (1, 28, 28), width=32).out_dim == 128
+    assert build("convnet", (1, 28, 28), num_stages=4).out_dim == 192
     enc = build("convnet", (1, 28, 28), depth=(1, 2, 3))
     assert [len(s) for s in enc.stages] == [1, 2, 3]
     enc = build("convnet", (3, 32, 32), width=8, depth=0)  # stem + pooling only (stages as 1×1 projections)
@@ -145,9 +153,9 @@ def test_convnet_options():
     enc = build("convnet", (1, 28, 28), stem_stride=1)
     assert enc.stem[0].stride == (1, 1)
     with torch.no_grad():
-        assert enc(torch.randn(2, 1, 28, 28)).shape == (2, 128)
+        assert enc(torch.randn(2, 1, 28, 28)).shape == (2, 96)
         # any H, W, including non-square and tiny images
-        assert build("convnet", (2, 9, 20))(torch.randn(2, 2, 9, 20)).shape == (2, 128)
+        assert build("convnet", (2, 9, 20))(torch.randn(2, 2, 9, 20)).shape == (2, 96)
     assert isinstance(build("convnet", (1, 28, 28)), ConvNet)
     assert isinstance(build("resnet18", (1, 28, 28)), ResNet)
 

@@ -95,11 +95,13 @@ def reference_weight(F_hat: np.ndarray, eps: float) -> np.ndarray:
 
 def random_corr(d: int, rank: int, seed: int, dtype=torch.float32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    f = torch.randn(4 * d, rank, generator=g, dtype=torch.float64) @ torch.randn(rank, d, generator=g, dtype=torch.float64)
+    f = torch.randn(4 * d, rank, generator=g, dtype=torch.float64)
+    f = f @ torch.randn(rank, d, generator=g, dtype=torch.float64)
     return (f.T @ f / f.shape[0]).to(dtype)  # mean_batch(f fᵀ)
 
 
-@pytest.mark.parametrize("d,rank,eps", [(8, 8, 0.01), (32, 32, 0.01), (32, 5, 0.01), (16, 16, 0.1), (16, 3, 0.0)])
+@pytest.mark.parametrize("d,rank,eps",
+                         [(8, 8, 0.01), (32, 32, 0.01), (32, 5, 0.01), (16, 16, 0.1), (16, 3, 0.0)])
 def test_directpred_weight_invariants(d, rank, eps):
     # Rank-deficient cases in float64: in float32 the null space of F̂ holds rounding noise ~1e-7·max s,
     # which the square root lifts to ~3e-4 — inherent to the formula, not an error of the implementation.

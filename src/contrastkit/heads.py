@@ -87,9 +87,8 @@ class LinearPredictor(nn.Module):
     @torch.no_grad()
     def set_weight(self, W: torch.Tensor) -> None:
         if W.shape != self.weight.shape:
-            raise ContrastkitError(
-                f"LinearPredictor.set_weight: expected a {tuple(self.weight.shape)} matrix, got {tuple(W.shape)}"
-            )
+            raise ContrastkitError(f"LinearPredictor.set_weight: expected a {tuple(self.weight.shape)} "
+                                   f"matrix, got {tuple(W.shape)}")
         self.weight.copy_(W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,13 +100,15 @@ def directpred_weight(F_hat: torch.Tensor, eps: float = 0.01) -> torch.Tensor:
     """DirectPred predictor weight from the EMA correlation F̂ (METHODS.md §9, luckmatters `compute_w_corr`,
     ``balance_type=boost_scale``, ``dyn_convert=2``, eps outside the root).
 
-        F̂ = U diag(s) Uᵀ,  p_j = sqrt(max(s_j, 0) / max_j s_j) + eps,  p_j ← max(p_j, 1e-4),  W = U diag(p) Uᵀ
+        F̂ = U diag(s) Uᵀ,  p_j = sqrt(max(s_j, 0) / max_j s_j) + eps,  p_j ← max(p_j, 1e-4),
+        W = U diag(p) Uᵀ
 
     F̂ is symmetrised first (it is symmetric up to rounding) and decomposed with ``eigh`` (real by
     construction; the reference takes the real part of a general ``eig``). Where max_j s_j ≤ 0 (F̂ = 0,
     e.g. before the first update) the reference divides by zero; here every p_j = max(eps, 1e-4) instead.
-    Computed in float32 at least (float64 stays float64); returned in F̂'s dtype. The result is symmetric
-    PSD, commutes with F̂, has eigenvalues in [max(eps, 1e-4), 1 + eps], and F̂ = c·I ⇒ W = (1 + eps)·I.
+    Computed in float32 at least (float64 stays float64); returned in F̂'s dtype. The result is
+    symmetric PSD, commutes with F̂, has eigenvalues in [max(eps, 1e-4), 1 + eps], and
+    F̂ = c·I ⇒ W = (1 + eps)·I.
     """
     if F_hat.ndim != 2 or F_hat.shape[0] != F_hat.shape[1]:
         raise ContrastkitError(f"directpred_weight needs a square matrix, got shape {tuple(F_hat.shape)}")
