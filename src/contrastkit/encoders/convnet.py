@@ -13,7 +13,7 @@ is a 1×1 conv + BN where the shape changes. Works for any (C, H, W): global poo
 spatial size survives the strides. ~5.7 M multiply-adds and 0.17 M parameters per 28×28 image.
 
 How the default was chosen (``bench/encoders.py --sweep``, 2-core AMD EPYC (AVX2), batch 256, forward +
-backward, channels_last, fp32 — bf16 autocast is emulated on AVX2 and ~8× *slower* there):
+backward, channels_last, fp32 — bf16 autocast is emulated on AVX2 and ~8–10× *slower* there):
 
     width 16 (out 64)   ~2,400 img/s per core    width 32 (out 128)            ~  800 img/s per core
     width 24 (out 96)   ~1,300 img/s per core    width 32, depth (0,1,1)       ~1,130 img/s per core
