@@ -37,7 +37,7 @@ from torch import nn
 from ..data.base import DataInfo
 from ..errors import ContrastkitError
 from . import register_encoder
-from .resnet import _image_info
+from .resnet import _image_info, init_conv_bn
 
 
 class ResidualBlock(nn.Module):
@@ -100,12 +100,7 @@ class ConvNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = cin
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, ResidualBlock):

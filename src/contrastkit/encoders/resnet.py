@@ -34,6 +34,16 @@ def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
 
 
+def init_conv_bn(module: nn.Module) -> None:
+    """He (fan-out) init for every conv, BN scale 1 and shift 0 — torchvision's ResNet initialisation."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class BasicBlock(nn.Module):
     """Two 3×3 convs with a residual connection (ResNet-18/34)."""
 
@@ -121,12 +131,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = width * 8 * block.expansion
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         if zero_init_residual:
             # Each residual branch starts as zero, so every block starts as the identity (Goyal et al. 2017).
             for m in self.modules():
