@@ -93,8 +93,12 @@ def main() -> None:
     p.add_argument("--out-dim", type=int, default=128)
     p.add_argument("--margin", type=float, default=defaults["margin"])
     p.add_argument("--p-f", type=float, default=defaults["p_f"])
-    p.add_argument("--aug-range", type=float, default=defaults["aug_high"],
-                   help="CLAN augmentation draws U(-R, R) (standardised units); reference 1.7")
+    p.add_argument("--aug-range", default=defaults["aug_range"], choices=["train", "fixed"],
+                   help="train: U(min, max) of each training column (default); fixed: U(-R, R), the reference")
+    p.add_argument("--fixed-range", type=float, default=defaults["aug_high"],
+                   help="R of --aug-range fixed (standardised units); reference 1.7")
+    p.add_argument("--reduction", default=defaults["reduction"], choices=["mean", "active"],
+                   help="CLAN loss reduction: mean over all pairs (default) or over the active terms (reference)")
     p.add_argument("--min-features", type=int, default=defaults["aug_min_features"],
                    help="aug_min_features: 0 = the reference augmentation (rows may stay unchanged)")
     p.add_argument("--scaler", default="standard", choices=["standard", "quantile"],
@@ -111,7 +115,8 @@ def main() -> None:
     t_load = time.perf_counter() - t_start
     cfg = {**defaults, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
            "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features, "seed": args.seed,
-           "aug_low": -args.aug_range, "aug_high": args.aug_range,
+           "aug_range": args.aug_range, "aug_low": -args.fixed_range, "aug_high": args.fixed_range,
+           "reduction": args.reduction,
            "verbose": not args.quiet,
            "encoder_kwargs": {"width": args.width, "depth": args.depth, "out_dim": args.out_dim}}
     n_anom = int(splits.test.y.sum())
@@ -120,7 +125,9 @@ def main() -> None:
           f"scaler {args.scaler}; torch threads {torch.get_num_threads()}")
     print(f"clan: encoder {args.encoder} {cfg['encoder_kwargs']}, epochs {args.epochs}, batch {args.batch_size}, "
           f"lr {args.lr}, alpha {cfg['alpha']}, margin {cfg['margin']}, p_f {cfg['p_f']}, "
-          f"U(-{args.aug_range}, {args.aug_range}), aug_min_features {cfg['aug_min_features']}")
+          f"aug_range {args.aug_range}" + (f" U(-{args.fixed_range}, {args.fixed_range})" if args.aug_range == "fixed"
+                                          else " U(train min, train max)")
+          + f", aug_min_features {cfg['aug_min_features']}, reduction {args.reduction}")
 
     method, t_train, steps, loss = train_clan(cfg, splits)
     print(f"trained {steps} steps in {t_train:.1f}s (final loss {loss:.4f})")

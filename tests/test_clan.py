@@ -24,8 +24,10 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def reference_clan(z, z_aug, alpha, margin, eps=1e-8):
-    """Obviously-correct loop: i ≠ j original pairs are positives, every (original, augmented) pair a negative."""
+def reference_clan(z, z_aug, alpha, margin, eps=1e-8, reduction="active"):
+    """Obviously-correct loop: i ≠ j original pairs are positives, every (original, augmented) pair a negative.
+
+    reduction "active": each term averaged over the terms > eps (the reference); "mean": over all pairs."""
     z, z_aug = z.double().tolist(), z_aug.double().tolist()
 
     def d(a, b):
@@ -34,20 +36,35 @@ def reference_clan(z, z_aug, alpha, margin, eps=1e-8):
 
     pos = [d(z[i], z[j]) for i in range(len(z)) for j in range(len(z)) if i != j]
     neg = [max(0.0, margin - d(z[i], z_aug[j])) for i in range(len(z)) for j in range(len(z_aug))]
+    n_pos, n_neg = len(pos), len(neg)
     pos, neg = [t for t in pos if t > eps], [t for t in neg if t > eps]
-    l_sim = sum(pos) / len(pos) if pos else 0.0
-    l_dis = sum(neg) / len(neg) if neg else 0.0
+    if reduction == "active":
+        n_pos, n_neg = len(pos), len(neg)
+    l_sim = sum(pos) / n_pos if pos else 0.0
+    l_dis = sum(neg) / n_neg if neg else 0.0
     return alpha * l_sim + (1 - alpha) * l_dis
 
 
 @pytest.mark.parametrize("n,m,d", [(2, 2, 3), (5, 5, 8), (7, 4, 16), (16, 16, 4)])
 @pytest.mark.parametrize("alpha,margin", [(0.5, 0.5), (0.2, 1.0), (1.0, 0.3), (0.0, 0.7)])
-def test_loss_matches_reference_loop(n, m, d, alpha, margin):
+@pytest.mark.parametrize("reduction", ["active", "mean"])
+def test_loss_matches_reference_loop(n, m, d, alpha, margin, reduction):
     g = torch.Generator().manual_seed(n * 100 + m + d)
     z, z_aug = torch.randn(n, d, generator=g), torch.randn(m, d, generator=g)
-    got = clan_loss(z, z_aug, alpha=alpha, margin=margin)
-    assert got.item() == pytest.approx(reference_clan(z, z_aug, alpha, margin), abs=1e-6)
+    got = clan_loss(z, z_aug, alpha=alpha, margin=margin, reduction=reduction)
+    assert got.item() == pytest.approx(reference_clan(z, z_aug, alpha, margin, reduction=reduction), abs=1e-6)
     assert got.item() >= 0.0
+
+
+def test_mean_reduction_is_the_active_one_scaled_by_the_active_fraction():
+    g = torch.Generator().manual_seed(5)
+    z, za = torch.randn(9, 4, generator=g), torch.randn(7, 4, generator=g)
+    _, act = clan_loss(z, za, alpha=0.0, margin=0.6, return_parts=True)
+    _, mean = clan_loss(z, za, alpha=0.0, margin=0.6, return_parts=True, reduction="mean")
+    assert 0.0 < act["frac_active_neg"].item() < 1.0
+    assert mean["dis"].item() == pytest.approx(act["dis"].item() * act["frac_active_neg"].item(), rel=1e-5)
+    with pytest.raises(ContrastkitError, match="reduction='max'; valid: active, mean"):
+        clan_loss(z, za, reduction="max")
 
 
 def test_loss_is_nonnegative_and_differentiable():
@@ -73,10 +90,11 @@ def test_dis_term_vanishes_when_augmented_samples_are_beyond_the_margin():
     assert clan_loss(z, z_aug, alpha=0.0, margin=0.5).item() == 0.0
 
 
-def test_no_active_terms_gives_zero_not_nan():
+@pytest.mark.parametrize("reduction", ["active", "mean"])
+def test_no_active_terms_gives_zero_not_nan(reduction):
     z = torch.ones(6, 4, requires_grad=True)  # all originals identical: no positive term is active
     z_aug = -torch.ones(6, 4)  # all augmented antipodal: no negative term is active
-    loss = clan_loss(z, z_aug, alpha=0.5, margin=1.0)
+    loss = clan_loss(z, z_aug, alpha=0.5, margin=1.0, reduction=reduction)
     assert loss.item() == 0.0 and not torch.isnan(loss)
     loss.backward()
     assert torch.isfinite(z.grad).all()
@@ -129,6 +147,7 @@ def test_method_is_registered_with_pinned_defaults():
     cls = METHODS.get("clan")
     d = cls.defaults
     assert (d["alpha"], d["margin"], d["p_f"], d["aug_low"], d["aug_high"]) == (0.5, 0.5, 0.1, -1.7, 1.7)
+    assert (d["aug_range"], d["reduction"]) == ("train", "mean")  # the two measured departures (methods/clan.py)
     assert d["optimizer"] == "adamw" and d["weight_decay"] == 0.0 and d["encoder"] == "resmlp"
     assert d["proj_dim"] == 64 and d["lr_scaling"] == "none"
 
@@ -171,6 +190,32 @@ def test_method_needs_a_table_and_normal_training_rows():
         method.setup(polluted)
     with pytest.raises(ContrastkitError, match="margin"):
         make_clan(splits.info, margin=2.0)
+    with pytest.raises(ContrastkitError, match="aug_range='box'; valid: fixed"):
+        make_clan(splits.info, aug_range="box")
+    with pytest.raises(ContrastkitError, match="reduction='sum'; valid: active, mean"):
+        make_clan(splits.info, reduction="sum")
+
+
+def test_training_range_augmentation_draws_inside_each_training_column():
+    splits = toy_splits()
+    method = make_clan(splits.info, p_f=0.5)
+    assert (method.augment.low == -1.7).all() and (method.augment.high == 1.7).all()  # before setup: reference
+    method.setup(splits.train)  # default aug_range: train
+    lo, hi = splits.train.x.min(0).values, splits.train.x.max(0).values
+    assert torch.equal(method.augment.low, lo) and torch.equal(method.augment.high, hi)
+    x = torch.full((4000, 6), 50.0)  # far outside every column: replaced entries show
+    out = method.augment(x, torch.Generator().manual_seed(0))
+    replaced = out != x
+    assert 0.4 < replaced.float().mean() < 0.6 and (replaced.sum(1) >= 1).all()
+    low, high = lo.expand_as(x)[replaced], hi.expand_as(x)[replaced]
+    assert ((out[replaced] >= low) & (out[replaced] <= high)).all()
+    for j in range(6):  # spread over the whole column range, not a fixed ±1.7
+        v = out[:, j][replaced[:, j]]
+        assert v.min() < lo[j] + 0.1 * (hi[j] - lo[j]) and v.max() > hi[j] - 0.1 * (hi[j] - lo[j])
+    fixed = make_clan(splits.info, aug_range="fixed")
+    fixed.setup(splits.train)
+    assert (fixed.augment.low == -1.7).all() and "low=-1.7" in repr(fixed.augment)
+    assert "training min/max" in repr(method.augment)
 
 
 # ------------------------------------------------------------------------------------------------ protocol

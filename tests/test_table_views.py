@@ -123,7 +123,7 @@ def test_per_view_settings_and_registry_dispatch():
     with pytest.raises(ContrastkitError, match="corruption_rate=1.5"):
         table_views(train.info, train, {"corruption_rate": 1.5}, 1)
     aug = clan_augment(train.info, {"p_f": 0.2, "aug_low": -1.0, "aug_high": 1.0})
-    assert aug.p_f == 0.2 and aug.low == -1.0
+    assert aug.p_f == 0.2 and (aug.low == -1.0).all() and (aug.high == 1.0).all()
 
 
 def test_table_without_metadata_is_all_numeric():

@@ -55,7 +55,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 VIEW_SETTINGS = {
     "crop_scale", "crop_ratio", "flip_p", "jitter_p", "jitter_strength", "grayscale_p", "blur_p", "blur_sigma",
     "blur_kernel", "solarize_p", "solarize_threshold",  # images (views/image.py)
-    "corruption_rate", "noise_std", "mask_rate", "p_f", "aug_low", "aug_high",  # tables (views/tabular.py)
+    "corruption_rate", "noise_std", "mask_rate", "p_f", "aug_low", "aug_high", "aug_range",  # tables (views/tabular.py)
 }
 
 

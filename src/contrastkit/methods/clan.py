@@ -43,7 +43,7 @@ from torch import nn
 
 from ..data.base import Batch, DataInfo, Dataset
 from ..errors import ContrastkitError
-from ..objectives.clan import clan_loss
+from ..objectives.clan import REDUCTIONS, clan_loss
 from ..views.tabular import clan_augment
 from .base import Method, register_method
 
@@ -76,6 +76,8 @@ class CLAN(Method):
         "aug_low": -1.7,
         "aug_high": 1.7,
         "aug_min_features": 1,  # reference: 0; see the module docstring
+        "aug_range": "train",  # reference: fixed (U(aug_low, aug_high)); see the module docstring
+        "reduction": "mean",  # reference: active (mean over the active terms only); see the module docstring
         "proj_dim": 64,
         "proj_hidden_dim": 256,
         "proj_layers": 1,
@@ -103,6 +105,13 @@ class CLAN(Method):
             raise ContrastkitError(f"margin={self.margin} must be in (0, 1] (cosine distance lies in [0, 1])")
         self.head = _head(encoder.out_dim, int(c["proj_hidden_dim"]), int(c["proj_dim"]), int(c["proj_layers"]))
         self.augment = clan_augment(info, c)
+        self.reduction = str(c["reduction"])
+        if self.reduction not in REDUCTIONS:
+            raise ContrastkitError(f"reduction={self.reduction!r}; valid: {', '.join(REDUCTIONS)}")
+        self.aug_range = str(c["aug_range"])
+        if self.aug_range not in ("fixed", "train"):
+            raise ContrastkitError(f"aug_range={self.aug_range!r}; valid: fixed (U(aug_low, aug_high) for every "
+                                   f"numeric column, the reference) or train (U(min, max) of each training column)")
 
     def setup(self, train: Dataset) -> None:
         """Called once by the trainer before training: checks that the training rows are all normal."""
@@ -113,6 +122,8 @@ class CLAN(Method):
         if train.y is not None and ("anomaly_label" in extra or "normal_label" in extra) and bool((train.y != 0).any()):
             raise ContrastkitError("clan trains on normal rows only, but the training split holds anomalies; "
                                    "load the table with anomaly_label set")
+        if self.aug_range == "train":
+            self.augment.fit_training_range(train.x)
 
     def embed_pair(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         x_aug = self.augment(x, generator)
@@ -121,7 +132,8 @@ class CLAN(Method):
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         z, z_aug = self.embed_pair(batch.x, generator)
-        loss, parts = clan_loss(z, z_aug, alpha=self.alpha, margin=self.margin, return_parts=True)
+        loss, parts = clan_loss(z, z_aug, alpha=self.alpha, margin=self.margin, return_parts=True,
+                                reduction=self.reduction)
         return {"loss": loss, "l_sim": parts["sim"], "l_dis": parts["dis"], "frac_neg": parts["frac_active_neg"]}
 
     @staticmethod

@@ -14,6 +14,13 @@ Choices, made on purpose:
   clamped to ≥ 1, so a loss with no active terms is exactly 0 (not NaN, and not Σ(tiny)/ε as `sum / (n + ε)`
   in the reference can give).
 * Non-squared terms (METHODS §14 defaults). Inputs need not be normalised; the math is fp32.
+* `reduction="active"` (the reference, above) or `"mean"`: L_dis = Σ hinge / (N·M), the plain mean over every
+  (original, augmented) pair (L_sim likewise over the N(N−1) off-diagonal pairs). Late in training only 1–3 %
+  of the hinge terms are active, so "active" gives each of them 30–100× the weight of a pull term; the active
+  ones are mostly augmented rows that cannot be told from normal rows (a replacement close to the original
+  value, or a normal row that is rare in one column), and that weight made shuttle runs unstable. The
+  CLAN method's default is "mean"; see methods/clan.py for the measurements. Both are ≥ 0 and exactly 0 when no
+  term is active.
 """
 
 from __future__ import annotations
@@ -33,10 +40,17 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((1.0 - a @ b.T) * 0.5).clamp(0.0, 1.0)
 
 
-def _active_mean(terms: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+REDUCTIONS = ("active", "mean")
+
+
+def _reduce(terms: torch.Tensor, eps: float, reduction: str, n_terms: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean of the terms > eps over the active count ("active") or over all n_terms ("mean"), active count)."""
     active = terms > eps
     count = active.sum()
-    return torch.where(active, terms, torch.zeros_like(terms)).sum() / count.clamp_min(1), count
+    total = torch.where(active, terms, torch.zeros_like(terms)).sum()
+    if reduction == "mean":
+        return total / max(int(n_terms), 1), count
+    return total / count.clamp_min(1), count
 
 
 def clan_loss(
@@ -46,6 +60,7 @@ def clan_loss(
     margin: float = 0.5,
     eps: float = 1e-8,
     return_parts: bool = False,
+    reduction: str = "active",
 ):
     """CLAN loss of originals z (N, D) against their augmented negatives z_aug (M, D). Scalar ≥ 0.
 
@@ -60,14 +75,16 @@ def clan_loss(
         raise ContrastkitError(f"alpha={alpha} must be in [0, 1] (the weight of the positive term)")
     if not 0.0 < float(margin) <= 1.0:
         raise ContrastkitError(f"margin={margin} must be in (0, 1]: cosine distance (1 − cos)/2 lies in [0, 1]")
+    if reduction not in REDUCTIONS:
+        raise ContrastkitError(f"reduction={reduction!r}; valid: {', '.join(REDUCTIONS)}")
     n = z.shape[0]
     with torch.autocast(z.device.type, enabled=False):  # fp32 loss math even inside an AMP region
         d_pos = cosine_distance(z, z)
         off_diagonal = ~torch.eye(n, dtype=torch.bool, device=z.device)
         d_pos = torch.where(off_diagonal, d_pos, torch.zeros_like(d_pos))
-        l_sim, _ = _active_mean(d_pos, eps)
+        l_sim, _ = _reduce(d_pos, eps, reduction, n * (n - 1))
         hinge = F.relu(float(margin) - cosine_distance(z, z_aug))
-        l_dis, n_neg = _active_mean(hinge, eps)
+        l_dis, n_neg = _reduce(hinge, eps, reduction, hinge.numel())
         loss = float(alpha) * l_sim + (1.0 - float(alpha)) * l_dis
     if return_parts:
         parts = {"sim": l_sim.detach(), "dis": l_dis.detach(),

@@ -14,7 +14,8 @@ reserved for unknown / masked values. A table without that metadata (e.g. an .np
   column (its training mean) and the reserved code for a categorical column.
 * `ClanAugment(p_f, low, high)` — CLAN's augmented negative (METHODS §14): each feature with probability p_f
   is replaced by U(low, high) (default U(−1.7, 1.7), standardised units) for numeric columns and by a uniformly
-  drawn valid training category for categorical ones.
+  drawn valid training category for categorical ones. `fit_training_range(train_x)` switches the numeric draw
+  to U(min_j, max_j) of each training column j (cfg `aug_range: train`, see methods/clan.py for why).
 * `TableViews(*modules)` — applies them in order: corruption → noise → mask.
 
 Every module's `forward(x, generator)` draws all random numbers from `generator` (a torch.Generator on x's
@@ -130,7 +131,11 @@ class FeatureMask(nn.Module):
 
 
 class ClanAugment(nn.Module):
-    """CLAN's negative: each entry with prob p_f → U(low, high) (numeric) or a uniform valid category."""
+    """CLAN's negative: each entry with prob p_f → U(low_j, high_j) (numeric) or a uniform valid category.
+
+    `low`/`high` are one number for every column (the reference's U(−1.7, 1.7)) or one per column;
+    `fit_training_range(train_x)` sets them to each column's training min / max (cfg `aug_range: train`).
+    """
 
     def __init__(self, n_features: int, categorical_index: Sequence[int], cardinalities: Sequence[int],
                  p_f: float = 0.1, low: float = -1.7, high: float = 1.7, min_features: int = 0):
@@ -142,7 +147,6 @@ class ClanAugment(nn.Module):
         self.min_features = int(min_features)
         if not float(low) < float(high):
             raise ContrastkitError(f"CLAN augmentation range low={low} must be < high={high}")
-        self.low, self.high = float(low), float(high)
         is_cat = torch.zeros(n_features, dtype=torch.bool)
         n_valid = torch.ones(n_features)
         for j, card in zip(categorical_index, cardinalities):
@@ -150,6 +154,24 @@ class ClanAugment(nn.Module):
             n_valid[j] = float(max(1, card - 1))  # codes 0..card-2 are the training categories
         self.register_buffer("is_cat", is_cat, persistent=False)
         self.register_buffer("n_valid", n_valid, persistent=False)
+        self.register_buffer("low", torch.full((n_features,), float(low)), persistent=False)
+        self.register_buffer("high", torch.full((n_features,), float(high)), persistent=False)
+        self.range_source = "fixed"
+
+    @torch.no_grad()
+    def fit_training_range(self, train_x: torch.Tensor) -> None:
+        """Numeric replacements drawn from U(min_j, max_j) of each column j of the training table."""
+        if train_x.dim() != 2 or train_x.shape[1] != self.low.numel() or train_x.shape[0] == 0:
+            raise ContrastkitError(f"aug_range: train needs the (N, {self.low.numel()}) training table, got shape "
+                                   f"{tuple(train_x.shape)}")
+        x = train_x.detach().float()
+        low, high = x.min(0).values.to(self.low.device), x.max(0).values.to(self.low.device)
+        # a constant column (possible with drop_constant off only when the data came from an array) keeps a
+        # non-empty range so the draw stays defined
+        high = torch.where(high > low, high, low + 1e-6)
+        self.low.copy_(low)
+        self.high.copy_(high)
+        self.range_source = "train"
 
     def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         if self.p_f == 0.0 and self.min_features == 0:
@@ -162,14 +184,20 @@ class ClanAugment(nn.Module):
             smallest = r.topk(self.min_features, dim=1, largest=False).indices
             mask = mask.scatter(1, smallest, True)
         u = _rand(x.shape, x, generator)
-        numeric = self.low + (self.high - self.low) * u
+        low, high = self.low.to(x.device), self.high.to(x.device)
+        numeric = low + (high - low) * u
         n_valid = self.n_valid.to(x.device)
         categorical = torch.minimum(torch.floor(u * n_valid), n_valid - 1)
         replacement = torch.where(self.is_cat.to(x.device), categorical, numeric).to(x.dtype)
         return torch.where(mask, replacement, x)
 
     def extra_repr(self) -> str:
-        return f"p_f={self.p_f}, low={self.low}, high={self.high}, min_features={self.min_features}"
+        if self.range_source == "train":
+            bounds = "range=training min/max per column"
+        else:
+            bounds = f"low={float(self.low[0]) if self.low.numel() else 0.0}, " \
+                     f"high={float(self.high[0]) if self.high.numel() else 0.0}"
+        return f"p_f={self.p_f}, {bounds}, min_features={self.min_features}"
 
 
 class TableViews(nn.Module):
