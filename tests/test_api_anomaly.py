@@ -18,3 +18,27 @@ def test_table_with_anomaly_label_is_evaluated_with_the_anomaly_protocol(tmp_pat
     models = {r["model"] for r in result.eval_rows}
     assert any("isolation" in m.lower() for m in models) and any("random" in m.lower() for m in models)
     assert (tmp_path / "run" / "report.html").exists()
+
+
+def test_anomaly_runs_monitor_auroc_not_knn_accuracy(tmp_path):
+    """Training rows are all normal, so kNN accuracy would only echo the normal share of the test split."""
+    import csv
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(np.vstack([rng.normal(0, 1, (300, 3)), rng.normal(5, 1, (60, 3))]), columns=list("abc"))
+    df["kind"] = ["ok"] * 300 + ["attack"] * 60
+    df.to_csv(tmp_path / "t.csv", index=False)
+    pretrain(method="clan", data=str(tmp_path / "t.csv"), label_column="kind", anomaly_label="attack", epochs=2,
+             batch_size=64, out=str(tmp_path / "run"), progress=False, monitor_every=2, evaluate=False,
+             encoder_kwargs={"width": 16, "depth": 1, "out_dim": 8})
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    aurocs = [float(r["auroc"]) for r in rows if r.get("auroc")]
+    assert aurocs and all(0.0 <= a <= 1.0 for a in aurocs)
+    assert not any(r.get("knn") for r in rows)
+
+
+def test_cli_table_prints_durations_as_seconds_not_percent():
+    from contrastkit.cli import _cell
+
+    assert _cell("seconds", 0.43) == "0.4" and _cell("seconds", 3.5) == "3.5"
+    assert _cell("auroc", 0.9968) == "99.68%" and _cell("model", "clan") == "clan"

@@ -46,9 +46,17 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     for col in columns:
         table.add_column(col, justify="left" if col == columns[0] else "right")
     for row in rows:
-        table.add_row(*[f"{100 * v:.2f}%" if isinstance(v, float) and 0 <= v <= 1 else str(v)
-                        for v in (row.get(c, "") for c in columns)])
+        table.add_row(*[_cell(c, row.get(c, "")) for c in columns])
     console.print(table)
+
+
+def _cell(column: str, value: Any) -> str:
+    """Scores in [0, 1] as percentages; durations (a `seconds` column) and other numbers as plain numbers."""
+    if not isinstance(value, float):
+        return str(value)
+    if column == "seconds":
+        return f"{value:.1f}"
+    return f"{100 * value:.2f}%" if 0 <= value <= 1 else f"{value:.4g}"
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,4 +1,5 @@
-"""Cheap monitors during pretraining: representation diagnostics and an online kNN on held-out slices.
+"""Cheap monitors during pretraining: representation diagnostics and an online kNN on held-out slices
+(for an anomaly table, whose training rows are all normal, the centroid-score AUROC instead of kNN accuracy).
 
 They embed fixed slices in eval mode (BN statistics untouched) with their own generator, so they never
 change what training does: a run with monitors is bit-identical to one without.
@@ -9,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from sklearn.metrics import roc_auc_score
 
 from ..data import DataSplits
 from ..evaluate.diagnostics import collapse_warning, diagnostics
 from ..evaluate.embed import embed
+from ..evaluate.anomaly import anomaly_score_values
 from ..evaluate.knn import knn_accuracy
 from ..views import create_preprocess
 
@@ -29,6 +32,9 @@ class Monitor:
         self.query_y = None if splits.test.y is None else splits.test.y[query]
         self.preprocess = create_preprocess(splits.info).to(device)
         self.warned = False
+        # anomaly tables (one training class, test labels 0 normal / 1 anomaly): centroid AUROC, not kNN accuracy
+        self.anomaly = (self.bank_y is not None and self.query_y is not None
+                        and len(torch.unique(self.bank_y)) == 1 and set(torch.unique(self.query_y).tolist()) == {0, 1})
 
     def measure(self) -> dict[str, float]:
         encoder = self.method.encoder
@@ -47,7 +53,11 @@ class Monitor:
         out.update({k: float(diag[k]) for k in ("uniformity", "eff_rank", "std") if k in diag})
         if self.bank_y is not None and self.query_y is not None:
             bank = embed(encoder, self.bank_x, self.preprocess, device=self.device)
-            out["knn"] = knn_accuracy(bank, self.bank_y, query, self.query_y, k=20, t=float(self.cfg["knn_t"]))
+            if self.anomaly:  # normal-only training rows: kNN accuracy would just be the normal share
+                scores = anomaly_score_values(bank, query, scorer="centroid")
+                out["auroc"] = float(roc_auc_score(self.query_y.cpu().numpy(), scores))
+            else:
+                out["knn"] = knn_accuracy(bank, self.bank_y, query, self.query_y, k=20, t=float(self.cfg["knn_t"]))
         self.warning = collapse_warning(diag, query.shape[1])
         return out
 
@@ -55,6 +65,8 @@ class Monitor:
         parts = []
         if "knn" in values:
             parts.append(f"kNN {100 * values['knn']:.1f}%")
+        if "auroc" in values:
+            parts.append(f"AUROC {values['auroc']:.4f}")
         if "eff_rank" in values:
             parts.append(f"rank {values['eff_rank']:.1f}")
         if self.warning:
