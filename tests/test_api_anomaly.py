@@ -19,6 +19,16 @@ def test_table_with_anomaly_label_is_evaluated_with_the_anomaly_protocol(tmp_pat
     assert any("isolation" in m.lower() for m in models) and any("random" in m.lower() for m in models)
     assert (tmp_path / "run" / "report.html").exists()
 
+    # `contrastkit evaluate RUN --protocol anomaly` reopens the run and gives the same table, baselines included
+    from contrastkit.evaluate.run_eval import evaluate_run
+
+    again = evaluate_run(tmp_path / "run", ["anomaly"])
+    key = lambda r: (r["model"], r["scorer"])  # noqa: E731
+    assert sorted(map(key, again)) == sorted(map(key, result.eval_rows))
+    first = {key(r): r for r in result.eval_rows}
+    for r in again:
+        assert abs(r["auroc"] - first[key(r)]["auroc"]) < 1e-6 and abs(r["aupr"] - first[key(r)]["aupr"]) < 1e-6
+
 
 def test_anomaly_runs_monitor_auroc_not_knn_accuracy(tmp_path):
     """Training rows are all normal, so kNN accuracy would only echo the normal share of the test split."""

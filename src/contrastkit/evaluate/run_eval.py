@@ -35,7 +35,13 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
     if "anomaly" in protocols:
         from .anomaly_protocol import anomaly_protocol
 
-        rows = anomaly_protocol(encoder, preprocess, splits, seed=int(cfg.get("seed", 0)))
+        from ..encoders import create_encoder
+
+        def fresh_encoder():  # the same architecture, untrained (anomaly_protocol seeds it with the run's seed)
+            return create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
+
+        rows = anomaly_protocol(encoder, preprocess, splits, method_name=str(cfg.get("method", "encoder")),
+                                seed=int(cfg.get("seed", 0)), random_encoder=fresh_encoder)
         protocols = [p for p in protocols if p != "anomaly"]
     else:
         rows = []
