@@ -3,35 +3,44 @@
     .venv/bin/python bench/shuttle.py                     # pinned CLAN defaults, 1 CPU thread
     .venv/bin/python bench/shuttle.py --seed 2 --aug-range fixed --reduction active --min-features 0
 
-Prints AUROC / AUPR on the test split (40 % of the normal rows + every anomaly, see data/table.py) for CLAN's
-encoder (centroid-cosine and kNN scores), the encoder + CLAN's linear projection (the space the CLAN reference
-scores), the same architecture at random initialisation, IsolationForest and kNN distance on the standardised
+Prints AUROC / AUPR on the test split (40 % of the normal rows + every anomaly, see data/table.py) for CLAN
+(centroid-cosine and kNN scores in the output of encoder + linear projection, where the loss acts and the
+reference scores), the encoder's output alone, the same encoder + projection at random initialisation, IsolationForest and kNN distance on the standardised
 features, all computed in this run on the same split, plus wall-clock times. The training loop is deliberately
 minimal (the library's optimizer and warm-up + cosine schedule, the method's training_step); runs are
 deterministic on CPU for a given --seed (split, initialisation, batch order, augmentation).
 
-Measured with the pinned defaults (aug_range train, reduction mean; 15 epochs, 795 steps, 47–74 s of training,
-three runs at a time on the 2 shared cores; AUROC / AUPR; IsolationForest 100 trees):
+Measured with the pinned defaults (aug_range train, reduction mean; 15 epochs, 795 steps, 50–61 s of training,
+three runs at a time on the 2 shared cores; AUROC / AUPR; IsolationForest 100 trees). "clan" is the library's
+score (centroid cosine in the projection's output, `method.anomaly_model()`); "random init" is that same
+encoder + projection untrained:
 
-    seed  clan centroid     clan encoder+head  random init       isolation forest  raw kNN-5
-    0     0.9997 / 0.9986   0.9999 / 0.9993    0.9936 / 0.9724   0.9968 / 0.9903   0.9992 / 0.9831
-    1     0.9991 / 0.9874   0.9996 / 0.9953    0.9904 / 0.9625   0.9970 / 0.9892   0.9992 / 0.9848
-    2     0.9971 / 0.9570   0.9973 / 0.9708    0.9779 / 0.8922   0.9958 / 0.9857   0.9994 / 0.9872
-    3     0.9983 / 0.9789   0.9987 / 0.9857    0.9944 / 0.9841   0.9971 / 0.9891   0.9993 / 0.9842
-    4     0.9992 / 0.9876   0.9998 / 0.9987    0.9843 / 0.9330   0.9965 / 0.9843   0.9993 / 0.9851
-    5     0.9993 / 0.9933   0.9998 / 0.9991    0.9307 / 0.6265   0.9951 / 0.9851   0.9998 / 0.9967
+    seed  clan              clan encoder out  random init       isolation forest  raw kNN-5
+    0     0.9999 / 0.9993   0.9997 / 0.9986   0.9934 / 0.9850   0.9968 / 0.9903   0.9992 / 0.9831
+    1     0.9996 / 0.9953   0.9991 / 0.9874   0.9354 / 0.7672   0.9970 / 0.9892   0.9992 / 0.9848
+    2     0.9973 / 0.9708   0.9971 / 0.9570   0.9950 / 0.9772   0.9958 / 0.9857   0.9994 / 0.9872
+    3     0.9987 / 0.9857   0.9983 / 0.9789   0.9911 / 0.9684   0.9971 / 0.9891   0.9993 / 0.9842
+    4     0.9998 / 0.9987   0.9992 / 0.9876   0.9891 / 0.9574   0.9965 / 0.9843   0.9993 / 0.9851
+    5     0.9998 / 0.9991   0.9993 / 0.9933   0.9941 / 0.9791   0.9951 / 0.9851   0.9998 / 0.9967
+    6     0.9997 / 0.9986   0.9994 / 0.9941   0.9654 / 0.8557   0.9978 / 0.9928   0.9991 / 0.9814
+    7     0.9997 / 0.9985   0.9964 / 0.9329   0.9101 / 0.4719   0.9966 / 0.9868   0.9990 / 0.9797
+    8     0.9989 / 0.9937   0.9988 / 0.9932   0.9907 / 0.9650   0.9953 / 0.9858   0.9992 / 0.9834
 
-CLAN's centroid AUROC beats IsolationForest's on all six split seeds (by 0.0012–0.0042); its AUPR is higher on
-seeds 0, 4 and 5 and lower on 1, 2 and 3 (encoder+head: lower on 2 and 3 only). kNN distance (raw features, and
-even a random-init encoder, 0.9992–0.9998) remains the strongest scorer on this easy data set.
+CLAN's AUROC beats IsolationForest's on all nine split seeds (by 0.0015–0.0047) and its AUPR on seven (lower
+on seeds 2 and 3). The encoder output alone beats it on eight (seed 7: 0.9964 vs 0.9966). kNN distance (raw
+features, and a random-init encoder: 0.9992–0.9998) remains a strong scorer on this easy data set.
 
-Ablation, same seeds, encoder centroid AUROC (`--aug-range fixed --reduction active --min-features 0` is the
-reference recipe):
+Ablation, seeds 0-5, centroid AUROC in the projection's output / the encoder's output, with how many of the
+six beat IsolationForest (`--aug-range fixed --reduction active --min-features 0` is the reference recipe):
 
-    fixed U(-1.7, 1.7) + active (earlier default)  0.9972 0.9987 0.9835 0.9986 0.9974 0.9986   4 of 6 beat IF
-    train range + active                           0.9998 0.9977 0.9984 0.9957 0.9907 0.9991   4 of 6
-    fixed U(-1.7, 1.7) + mean                      0.9981 0.9917 0.9830 0.9847 0.9892 0.9917   1 of 6
-    train range + mean (defaults)                  0.9997 0.9991 0.9971 0.9983 0.9992 0.9993   6 of 6
+    fixed U(-1.7, 1.7) + active (earlier default)  0.9990 0.9994 0.9826 0.9994 0.9994 0.9994   5 of 6
+                                     encoder out   0.9972 0.9987 0.9835 0.9986 0.9974 0.9986   4 of 6
+    train range + active                           0.9999 0.9989 0.9980 0.9960 0.9870 0.9999   4 of 6
+                                     encoder out   0.9998 0.9977 0.9984 0.9957 0.9907 0.9991   4 of 6
+    fixed U(-1.7, 1.7) + mean                      0.9985 0.9901 0.9751 0.9847 0.9860 0.9885   1 of 6
+                                     encoder out   0.9981 0.9917 0.9830 0.9847 0.9892 0.9917   1 of 6
+    train range + mean (defaults)                  0.9999 0.9996 0.9973 0.9987 0.9998 0.9998   6 of 6
+                                     encoder out   0.9997 0.9991 0.9971 0.9983 0.9992 0.9993   6 of 6
 
 Why (methods/clan.py): in the heavy-tailed columns 2/4/6 (98 % of rows within ±0.2 std) a fixed U(-1.7, 1.7)
 replacement lands on exactly the rare-but-normal values, which the model learns to call anomalous; and with the
@@ -58,6 +67,7 @@ from contrastkit.data.base import Batch  # noqa: E402
 from contrastkit.encoders import create_encoder  # noqa: E402
 from contrastkit.evaluate.anomaly_protocol import anomaly_protocol, format_anomaly_table  # noqa: E402
 from contrastkit.methods.base import METHODS, method_defaults  # noqa: E402
+from contrastkit.run import untrained_anomaly_model  # noqa: E402
 from contrastkit.train.optim import build_optimizer, lr_factor, set_lr  # noqa: E402
 
 import contrastkit.methods  # noqa: E402,F401  (registers the methods)
@@ -128,7 +138,7 @@ def main() -> None:
     t_start = time.perf_counter()
     splits = load_data("shuttle", {"seed": args.seed, "scaler": args.scaler})
     t_load = time.perf_counter() - t_start
-    cfg = {**defaults, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
+    cfg = {**defaults, "method": "clan", "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
            "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features, "seed": args.seed,
            "aug_range": args.aug_range, "aug_low": -args.fixed_range, "aug_high": args.fixed_range,
            "reduction": args.reduction,
@@ -147,20 +157,18 @@ def main() -> None:
     method, t_train, steps, loss = train_clan(cfg, splits)
     print(f"trained {steps} steps in {t_train:.1f}s (final loss {loss:.4f})")
 
-    def fresh():
-        return create_encoder(args.encoder, splits.info, **cfg["encoder_kwargs"])
-
     t0 = time.perf_counter()
-    rows = anomaly_protocol(method.encoder, None, splits, method_name="clan", seed=args.seed, random_encoder=fresh)
-    # CLAN's reference evaluation scores the full model (MLP + linear projection): report that space too
-    with_head = torch.nn.Sequential(method.encoder, method.head)
-    rows[2:2] = anomaly_protocol(with_head, None, splits, method_name="clan encoder+head", baselines=False)
+    # the library's CLAN score: −cos to the normal centroid in the projection's output (method.anomaly_model());
+    # "random init" is the same encoder + projection untrained, seeded as the trained one started
+    rows = anomaly_protocol(method.anomaly_model(), None, splits, method_name="clan", seed=args.seed,
+                            random_encoder=lambda: untrained_anomaly_model(cfg, splits.info))
+    rows[2:2] = anomaly_protocol(method.encoder, None, splits, method_name="clan encoder output", baselines=False)
     t_eval = time.perf_counter() - t0
     print()
     print(format_anomaly_table(rows))
     print()
     forest = next(r for r in rows if r["model"] == "isolation forest")
-    for name in ("clan", "clan encoder+head"):
+    for name in ("clan", "clan encoder output"):
         r = next(r for r in rows if r["model"] == name and r["scorer"] == "centroid")
         verdict = "CLAN >= IsolationForest" if r["auroc"] >= forest["auroc"] else "CLAN LOSES to IsolationForest"
         print(f"{name} centroid AUROC {r['auroc']:.4f} AUPR {r['aupr']:.4f} vs IsolationForest AUROC "

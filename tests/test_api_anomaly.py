@@ -19,6 +19,19 @@ def test_table_with_anomaly_label_is_evaluated_with_the_anomaly_protocol(tmp_pat
     assert any("isolation" in m.lower() for m in models) and any("random" in m.lower() for m in models)
     assert (tmp_path / "run" / "report.html").exists()
 
+    # CLAN is scored in its projection's output space: encoder.pt carries encoder + head for that
+    import torch
+
+    from contrastkit.run import load_anomaly_model, load_encoder
+
+    saved = torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)
+    assert any(k.startswith("1.") for k in saved["anomaly_model"])  # Sequential(encoder, head): the head is "1."
+    model = load_anomaly_model(tmp_path / "run")[0]
+    x = result.splits.test.x[:16]
+    with torch.no_grad():
+        assert torch.allclose(model(x), result.method.anomaly_model().eval()(x), atol=1e-6)
+        assert model(x).shape[1] == result.method.cfg["proj_dim"] != load_encoder(tmp_path / "run")[0](x).shape[1]
+
     # `contrastkit evaluate RUN --protocol anomaly` reopens the run and gives the same table, baselines included
     from contrastkit.evaluate.run_eval import evaluate_run
 

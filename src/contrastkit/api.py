@@ -43,9 +43,12 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
         from .evaluate.embed import embed
         from .views import create_preprocess
 
+        from .run import untrained_anomaly_model
+
         preprocess = create_preprocess(result.splits.info)
-        rows = anomaly_protocol(result.method.encoder, preprocess, result.splits, method_name=cfg["method"],
-                                seed=int(cfg["seed"]), random_encoder=random_encoder, device=result.device)
+        rows = anomaly_protocol(result.method.anomaly_model(), preprocess, result.splits, method_name=cfg["method"],
+                                seed=int(cfg["seed"]), device=result.device,
+                                random_encoder=lambda: untrained_anomaly_model(cfg, result.splits.info))
         extra = {"timings": {}, "test_emb": embed(result.method.encoder, result.splits.test.x, preprocess)}
     else:
         rows, extra = evaluation_table(result.method.encoder, random_encoder, result.splits, result.device,

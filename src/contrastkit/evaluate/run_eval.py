@@ -33,15 +33,13 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
         raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
     encoder, info, cfg, splits, preprocess = _open(Path(run), data)
     if "anomaly" in protocols:
+        from ..run import load_anomaly_model, untrained_anomaly_model
         from .anomaly_protocol import anomaly_protocol
 
-        from ..encoders import create_encoder
-
-        def fresh_encoder():  # the same architecture, untrained (anomaly_protocol seeds it with the run's seed)
-            return create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
-
-        rows = anomaly_protocol(encoder, preprocess, splits, method_name=str(cfg.get("method", "encoder")),
-                                seed=int(cfg.get("seed", 0)), random_encoder=fresh_encoder)
+        model = load_anomaly_model(Path(run))[0]
+        rows = anomaly_protocol(model, preprocess, splits, method_name=str(cfg.get("method", "encoder")),
+                                seed=int(cfg.get("seed", 0)),  # anomaly_protocol seeds the untrained copy with it
+                                random_encoder=lambda: untrained_anomaly_model(cfg, info))
         protocols = [p for p in protocols if p != "anomaly"]
     else:
         rows = []

@@ -53,6 +53,11 @@ class Method(nn.Module):
         """Optimizer parameter groups; override to exclude targets or set per-group lr."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
+    def anomaly_model(self) -> nn.Module:
+        """The module whose output the anomaly protocol scores (−cos to the normal centroid). The encoder,
+        unless the method's objective shapes a head's output space for that score (CLAN)."""
+        return self.encoder
+
 
 def method_defaults(name: str) -> dict[str, Any]:
     return dict(METHODS.get(name).defaults)

@@ -51,13 +51,15 @@ class Monitor:
             out["alignment"] = float(diagnostics(e1, e2)["alignment"])
         diag = diagnostics(query)
         out.update({k: float(diag[k]) for k in ("uniformity", "eff_rank", "std") if k in diag})
-        if self.bank_y is not None and self.query_y is not None:
+        if self.anomaly:  # normal-only training rows: kNN accuracy would just be the normal share
+            model = self.method.anomaly_model()
+            scores = anomaly_score_values(embed(model, self.bank_x, self.preprocess, device=self.device),
+                                          embed(model, self.query_x, self.preprocess, device=self.device),
+                                          scorer="centroid")
+            out["auroc"] = float(roc_auc_score(self.query_y.cpu().numpy(), scores))
+        elif self.bank_y is not None and self.query_y is not None:
             bank = embed(encoder, self.bank_x, self.preprocess, device=self.device)
-            if self.anomaly:  # normal-only training rows: kNN accuracy would just be the normal share
-                scores = anomaly_score_values(bank, query, scorer="centroid")
-                out["auroc"] = float(roc_auc_score(self.query_y.cpu().numpy(), scores))
-            else:
-                out["knn"] = knn_accuracy(bank, self.bank_y, query, self.query_y, k=20, t=float(self.cfg["knn_t"]))
+            out["knn"] = knn_accuracy(bank, self.bank_y, query, self.query_y, k=20, t=float(self.cfg["knn_t"]))
         self.warning = collapse_warning(diag, query.shape[1])
         return out
 

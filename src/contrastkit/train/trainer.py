@@ -252,7 +252,7 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
     if is_main:
         from ..run import save_encoder
 
-        save_encoder(run_dir / "encoder.pt", method.encoder, splits.info, cfg)
+        save_encoder(run_dir / "encoder.pt", method.encoder, splits.info, cfg, method.anomaly_model())
     return RunResult(run_dir, method, splits, device, steps=step, train_seconds=train_seconds)
 
 
