@@ -41,9 +41,8 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
     if is_anomaly_data(result.splits.info):
         from .evaluate.anomaly_protocol import anomaly_protocol
         from .evaluate.embed import embed
-        from .views import create_preprocess
-
         from .run import untrained_anomaly_model
+        from .views import create_preprocess
 
         preprocess = create_preprocess(result.splits.info)
         rows = anomaly_protocol(result.method.anomaly_model(), preprocess, result.splits, method_name=cfg["method"],

@@ -13,9 +13,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ..data import DataSplits
+from ..evaluate.anomaly import anomaly_score_values
 from ..evaluate.diagnostics import collapse_warning, diagnostics
 from ..evaluate.embed import embed
-from ..evaluate.anomaly import anomaly_score_values
 from ..evaluate.knn import knn_accuracy
 from ..views import create_preprocess
 

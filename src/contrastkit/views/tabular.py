@@ -156,7 +156,7 @@ class ClanAugment(nn.Module):
         self.register_buffer("n_valid", n_valid, persistent=False)
         self.register_buffer("low", torch.full((n_features,), float(low)), persistent=False)
         self.register_buffer("high", torch.full((n_features,), float(high)), persistent=False)
-        self.range_source = "fixed"
+        self.range_source, self.fixed_range = "fixed", (float(low), float(high))
 
     @torch.no_grad()
     def fit_training_range(self, train_x: torch.Tensor) -> None:
@@ -166,8 +166,7 @@ class ClanAugment(nn.Module):
                                    f"{tuple(train_x.shape)}")
         x = train_x.detach().float()
         low, high = x.min(0).values.to(self.low.device), x.max(0).values.to(self.low.device)
-        # a constant column (possible with drop_constant off only when the data came from an array) keeps a
-        # non-empty range so the draw stays defined
+        # a constant column (an .npy table is not checked for them) gets a tiny range instead of an empty one
         high = torch.where(high > low, high, low + 1e-6)
         self.low.copy_(low)
         self.high.copy_(high)
@@ -195,8 +194,7 @@ class ClanAugment(nn.Module):
         if self.range_source == "train":
             bounds = "range=training min/max per column"
         else:
-            bounds = f"low={float(self.low[0]) if self.low.numel() else 0.0}, " \
-                     f"high={float(self.high[0]) if self.high.numel() else 0.0}"
+            bounds = f"low={self.fixed_range[0]}, high={self.fixed_range[1]}"
         return f"p_f={self.p_f}, {bounds}, min_features={self.min_features}"
 
 
