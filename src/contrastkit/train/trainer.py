@@ -24,6 +24,7 @@ from ..data.base import Batch
 from ..errors import ContrastkitError
 from ..methods import Method, create_method
 from . import distributed
+from .budget import BudgetPlanner
 from .checkpoint import load_checkpoint, save_atomic
 from .optim import build_optimizer, lr_factor, set_lr
 
@@ -172,6 +173,10 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         start_epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
         total_steps, planned = state["total_steps"], state["planned"]
     warmup_steps = _warmup(cfg, steps_per_epoch, total_steps)
+    if resume and "warmup_steps" in state:
+        warmup_steps = state["warmup_steps"]  # a --minutes plan may have moved total_steps since it was set
+    planner = BudgetPlanner(budget_s, first_plan_step=min(20, steps_per_epoch), planned=planned, start_step=step,
+                            start_elapsed_s=elapsed_before)
     metrics = MetricsLog(run_dir / "metrics.csv", keep_until_step=step if resume else None) if is_main else None
     from .monitors import Monitor
 
@@ -232,19 +237,19 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
                 if row is not None and metrics is not None:
                     metrics.log(row)
                 bar.update(task, completed=step, loss=last_loss, lr=lr, ips=ips, extra=extra)
-                if not planned and step == min(20, steps_per_epoch):
-                    total_steps = _plan_steps(budget_s, elapsed_before + time.perf_counter() - start_time, step,
-                                              steps_per_epoch)
-                    planned = True
-                    warmup_steps = _warmup(cfg, steps_per_epoch, total_steps)
+                first_plan = not planner.planned
+                new_total = planner.update(step, elapsed_before + time.perf_counter() - start_time, total_steps)
+                if first_plan and planner.planned:
+                    warmup_steps = _warmup(cfg, steps_per_epoch, new_total)
+                if new_total != total_steps:
+                    total_steps = new_total
                     bar.update(task, total=total_steps)
-                if budget_s is not None and elapsed_before + time.perf_counter() - start_time > budget_s:
-                    total_steps = step  # out of time: stop here (the schedule had planned to end about now)
             epoch += 1
             if is_main:
                 save_atomic(
                     {"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                     "step": step, "total_steps": total_steps, "planned": planned, "config": _plain(cfg),
+                     "step": step, "total_steps": total_steps, "planned": planner.planned,
+                     "warmup_steps": warmup_steps, "config": _plain(cfg),
                      "elapsed": elapsed_before + time.perf_counter() - start_time},
                     ckpt_path,
                 )
@@ -259,12 +264,6 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
 def _warmup(cfg: dict[str, Any], steps_per_epoch: int, total_steps: int) -> int:
     """`warmup_epochs` of linear warm-up, capped at 10 % of the run so short budgets reach the peak lr."""
     return min(int(round(float(cfg["warmup_epochs"]) * steps_per_epoch)), total_steps // 10)
-
-
-def _plan_steps(budget_s: float, elapsed_s: float, done: int, steps_per_epoch: int) -> int:
-    """Steps that fit in the wall-clock budget at the speed measured so far (first steps include warm-up)."""
-    rate = done / max(elapsed_s, 1e-6)
-    return max(done + 1, done + int((budget_s - elapsed_s) * rate * 0.97))
 
 
 def _needs_labels(cfg: dict[str, Any]) -> bool:
