@@ -15,13 +15,7 @@ from contrastkit.methods import METHODS, method_defaults
 from contrastkit.objectives.clan import clan_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and robust when the (2) shared cores are busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def reference_clan(z, z_aug, alpha, margin, eps=1e-8, reduction="active"):

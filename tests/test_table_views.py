@@ -11,13 +11,7 @@ from contrastkit.views.tabular import (ClanAugment, FeatureMask, GaussianNoise, 
                                        table_views)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and robust when the (2) shared cores are busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 CARDS = [4, 6]  # 3 and 5 training categories + the reserved code
 

@@ -192,13 +192,7 @@ def reference_view(img: np.ndarray, cfg: ImageViewConfig, mean, std, rng: random
 # ==========================================================================================================
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: intra-op threads only spin against other work on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (tests/conftest.py)
 
 
 def info_for(c, h, w=None, mean=None, std=None):
