@@ -5,7 +5,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors: one intra-op thread is faster, and robust when the (2) shared cores are busy.
     A test module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from contrastkit.heads import directpred_weight
 from contrastkit.methods.byol import byol_loss
 from contrastkit.methods.simsiam import simsiam_loss
-from test_moco_helpers import batch_of, gen, make_method, single_thread  # noqa: F401 (autouse fixture)
+from test_moco_helpers import batch_of, gen, make_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _step(method, batch, seed=0, total=10, step=0):

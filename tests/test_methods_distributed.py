@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import tempfile
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from contrastkit.objectives.queue import KeyQueue
 from contrastkit.objectives.sogclr import GlobalContrastiveState
-from test_moco_helpers import RawView, batch_of, make_method, single_thread  # noqa: F401 (autouse fixture)
+from test_moco_helpers import RawView, batch_of, make_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 WORLD, B = 2, 6  # local batch; global batch 12
 

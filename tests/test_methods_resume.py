@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from contrastkit.config import resolve_config
 from contrastkit.train.checkpoint import load_checkpoint
 from contrastkit.train.trainer import train
-from test_moco_helpers import single_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 BASE = dict(data="digits", batch_size=64, epochs=2, evaluate=False, log_every=50, monitor_every=0,
             encoder="mlp", encoder_kwargs={"width": 32, "depth": 2, "out_dim": 16, "norm": "batch"},

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
 from contrastkit.config import TRAINER_DEFAULTS
 from contrastkit.data.base import Batch, DataInfo, Dataset
 from contrastkit.methods import METHODS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors on shared cores: one intra-op thread is ~10-50× faster than two contending ones.
-    Import this fixture into a test module to apply it there; the previous setting is restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 INFO = DataInfo(name="tiny", kind="image", shape=(1, 8, 8), mean=(0.3,), std=(0.3,))

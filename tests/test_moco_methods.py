@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from contrastkit import objectives
 from contrastkit.methods.moco import forward_in_groups
 from contrastkit.objectives.mixing import queue_logits
-from test_moco_helpers import batch_of, gen, make_method, single_thread  # noqa: F401 (autouse fixture)
+from test_moco_helpers import batch_of, gen, make_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _step(method, batch, seed=0, lr=0.1):

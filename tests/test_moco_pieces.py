@@ -12,7 +12,8 @@ from torch import nn
 from contrastkit.objectives.mixing import beta_sample, ft_transform, mochi_negatives, queue_logits
 from contrastkit.objectives.queue import KeyQueue
 from contrastkit.train.ema import cosine_momentum, ema_update, frozen_copy
-from test_moco_helpers import single_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _unit(*shape, seed=0):

@@ -26,13 +26,7 @@ TAUS = [0.05, 0.5, 2.0]
 GRID = [(n, d, t) for n in NS for d in DS for t in TAUS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny reference ops: one intra-op thread avoids OpenMP barrier stalls on a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def data(*shape, seed=0, dtype=torch.float32):

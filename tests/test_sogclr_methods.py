@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from test_moco_helpers import batch_of, gen, make_method, single_thread  # noqa: F401 (autouse fixture)
+from test_moco_helpers import batch_of, gen, make_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_sogclr_state_is_per_dataset_row_and_in_the_state_dict():

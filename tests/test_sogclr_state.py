@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.objectives.sogclr import GlobalContrastiveState
-from test_moco_helpers import single_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _emb(b, d, seed):

@@ -22,13 +22,7 @@ from contrastkit.objectives.tiled import (
 NEG_INF = float("-inf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny reference ops: one intra-op thread avoids OpenMP barrier stalls on a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def dense_lse(q, k, scale, *, exclude_self=False, self_offset=0, pos_index=None, labels=None, k_labels=None,
