@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from contrastkit.objectives import clip_loss, dcl, dclw, nt_xent, supcon
-from contrastkit.train import distributed as D
+from contrastkit.core import distributed as D
 
 SIZES = (3, 5)
 D_IN, D_OUT = 6, 4

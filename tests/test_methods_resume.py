@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from contrastkit.config import resolve_config
-from contrastkit.train.checkpoint import load_checkpoint
+from contrastkit.core.checkpoint import load_checkpoint
 from contrastkit.train.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

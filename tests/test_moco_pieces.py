@@ -11,7 +11,7 @@ from torch import nn
 
 from contrastkit.objectives.mixing import beta_sample, ft_transform, mochi_negatives, queue_logits
 from contrastkit.objectives.queue import KeyQueue
-from contrastkit.train.ema import cosine_momentum, ema_update, frozen_copy
+from contrastkit.core.ema import cosine_momentum, ema_update, frozen_copy
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -9,7 +9,7 @@ import torch
 from contrastkit.api import pretrain
 from contrastkit.config import resolve_config
 from contrastkit.errors import ContrastkitError
-from contrastkit.train.checkpoint import load_checkpoint
+from contrastkit.core.checkpoint import load_checkpoint
 from contrastkit.train.trainer import train
 
 SMALL = dict(method="simclr", data="digits", batch_size=64, epochs=3, evaluate=False, log_every=5,

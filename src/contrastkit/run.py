@@ -11,7 +11,7 @@ from torch import nn
 
 from .data.base import DataInfo
 from .errors import ContrastkitError
-from .train.checkpoint import load_checkpoint, save_atomic
+from .core.checkpoint import load_checkpoint, save_atomic
 
 
 def save_encoder(path: Path, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],

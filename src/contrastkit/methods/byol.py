@@ -24,7 +24,7 @@ from torch import Tensor
 from ..data.base import Batch, Dataset
 from ..errors import ContrastkitError
 from ..heads import PredictionHead, ProjectionHead
-from ..train.ema import cosine_momentum, ema_update, frozen_copy
+from ..core.ema import cosine_momentum, ema_update, frozen_copy
 from ..views import create_views
 from .base import Method, register_method
 

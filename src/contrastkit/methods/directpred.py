@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..errors import ContrastkitError
 from ..heads import LinearPredictor, directpred_weight
-from ..train import distributed
+from ..core import distributed
 from .base import register_method
 from .byol import BYOL, BYOL_DEFAULTS
 

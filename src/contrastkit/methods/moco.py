@@ -49,8 +49,8 @@ from ..errors import ContrastkitError
 from ..heads import ProjectionHead
 from ..objectives.mixing import beta_sample, ft_transform, mochi_negatives, queue_logits
 from ..objectives.queue import KeyQueue
-from ..train import distributed
-from ..train.ema import cosine_momentum, ema_update, frozen_copy
+from ..core import distributed
+from ..core.ema import cosine_momentum, ema_update, frozen_copy
 from ..views import create_views
 from .base import Method, register_method
 

@@ -11,7 +11,7 @@ Contract shared by every function here:
 
 Distributed (``gather``): objectives that need global negatives take ``gather: bool | None = None``;
 ``None`` means on whenever ``torch.distributed`` is initialised with world size > 1. With gather, each rank
-all-gathers the embeddings with :func:`contrastkit.train.distributed.all_gather_with_grad` and computes the
+all-gathers the embeddings with :func:`contrastkit.core.distributed.all_gather_with_grad` and computes the
 loss of its local anchors against the samples of all ranks. The returned scalar's *value* is the global mean
 over all anchors of all ranks (identical on every rank, equal to the single-process loss on the concatenated
 batch); its *gradient* is that of ``W · (sum of local anchor losses) / (global number of anchors)``, so that
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ContrastkitError
-from ..train import distributed as _dist
+from ..core import distributed as _dist
 from .tiled import contrastive_rows, logsumexp_rows, logsumexp_rows_cols
 
 __all__ = ["clip_loss", "dcl", "dclw", "info_nce", "nt_xent", "supcon"]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..train import distributed
+from ..core import distributed
 
 __all__ = ["KeyQueue"]
 

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from . import distributed
+from ..core import distributed
 
 SAFETY = 0.97  # plan slightly fewer steps than the measured speed allows: end before the deadline, not after
 

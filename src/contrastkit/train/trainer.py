@@ -23,9 +23,9 @@ from ..data import DataSplits, load_data
 from ..data.base import Batch
 from ..errors import ContrastkitError
 from ..methods import Method, create_method
-from . import distributed
+from ..core import distributed
 from .budget import BudgetPlanner
-from .checkpoint import load_checkpoint, save_atomic
+from ..core.checkpoint import load_checkpoint, save_atomic
 from .optim import build_optimizer, lr_factor, set_lr
 
 
