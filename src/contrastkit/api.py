@@ -32,7 +32,7 @@ def pretrain(config: str | Path | None = None, *, resume: bool = False, progress
 def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
     """Evaluation table (with baselines) → eval.json, then report.html."""
     from .encoders import create_encoder
-    from .evaluate.protocol import evaluation_table
+    from .evaluate.protocol import EVALUATIONS, evaluation_table
 
     def random_encoder():
         torch.manual_seed(int(cfg["seed"]))  # the same initialisation the trained encoder started from
@@ -49,6 +49,9 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
                                 seed=int(cfg["seed"]), device=result.device,
                                 random_encoder=lambda: untrained_anomaly_model(cfg, result.splits.info))
         extra = {"timings": {}, "test_emb": embed(result.method.encoder, result.splits.test.x, preprocess)}
+    elif result.splits.info.kind in EVALUATIONS:
+        rows, extra = EVALUATIONS.get(result.splits.info.kind)(result.method.encoder, random_encoder, result.splits,
+                                                               result.device, cfg)
     else:
         rows, extra = evaluation_table(result.method.encoder, random_encoder, result.splits, result.device,
                                        knn_t=float(cfg["knn_t"]))

@@ -45,6 +45,12 @@ class Dataset:
         y = None if self.y is None else self.y.to(device)
         return Dataset(self.x.to(device), y, self.info)
 
+    def batch(self, index: torch.Tensor) -> "Batch":
+        """The samples at `index` (dataset row ids) as the Batch a training step sees. The engine only ever
+        reads data through this method, so a modality that is not one tensor (pairs, graphs, data on disk)
+        subclasses Dataset and overrides it."""
+        return Batch(self.x[index], index, None if self.y is None else self.y[index])
+
 
 @dataclass
 class DataSplits:

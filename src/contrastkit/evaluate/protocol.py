@@ -10,10 +10,22 @@ import torch
 from torch import nn
 
 from ..data import DataSplits
+from ..registry import Registry
 from ..views import create_preprocess
 from .embed import embed
 from .knn import knn_accuracies
 from .linear import linear_probe
+
+
+# The end-of-run evaluation of each data kind: f(encoder, make_random_encoder, splits, device, cfg) ->
+# (rows, extra). Rows share one schema {"metric", "encoder", <baseline>: value, ...}; extra holds "timings"
+# and "test_emb" (the trained encoder's test embeddings, for the report). Kinds without an entry use
+# `evaluation_table` (kNN and linear probe next to the raw input and the random-init encoder).
+EVALUATIONS: Registry[Callable[..., tuple[list[dict[str, Any]], dict]]] = Registry("evaluation")
+
+
+def register_evaluation(kind: str):
+    return EVALUATIONS.register(kind)
 
 
 def raw_features(x: torch.Tensor, preprocess: nn.Module, batch_size: int = 4096) -> torch.Tensor:

@@ -202,13 +202,12 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
                     break
                 t0 = time.perf_counter()
                 index = order[i * batch_size : (i + 1) * batch_size][rank_slice]
-                x = train_set.x[index]
-                if channels_last and x.ndim == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = None if train_set.y is None else train_set.y[index]
+                batch = train_set.batch(index)
+                if channels_last and isinstance(batch.x, torch.Tensor) and batch.x.ndim == 4:
+                    batch.x = batch.x.contiguous(memory_format=torch.channels_last)
                 lr = set_lr(optimizer, lr_factor(step, total_steps, warmup_steps))
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    out = method.training_step(Batch(x, index, y), view_gen)
+                    out = method.training_step(batch, view_gen)
                 loss = out["loss"]
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
