@@ -223,3 +223,61 @@ def test_extra_memory_is_not_quadratic(tmp_path):
     assert out.returncode == 0, out.stderr
     grew = float(out.stdout.strip().splitlines()[-1])
     assert grew < 48, f"peak memory grew by {grew:.1f} MiB"
+
+
+# ---------------------------------------------------------------- non-finite inputs propagate (issue 17, item 1)
+
+def _nonfinite_losses(bad, both_views=False):
+    """Each objective of the family on a batch whose row 3 is `bad` (nan / inf), with small tiles too."""
+    from contrastkit.objectives import functional as O
+
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    z1[3, 1] = bad
+    if both_views:
+        z2[3, 0] = bad
+    labels = torch.tensor([0, 1, 0, 1, 2, 2, 0, 3])
+    both = torch.cat([z1, z2])
+    return {
+        "nt_xent": O.nt_xent(z1, z2, 0.5),
+        "nt_xent_tiled": O.nt_xent(z1, z2, 0.5, tile=(3, 3)),
+        "nt_xent_online": O.nt_xent(z1, z2, 0.01),
+        "dcl": O.dcl(z1, z2, 0.1),
+        "dclw": O.dclw(z1, z2, 0.1),
+        "supcon_out": O.supcon(both, torch.cat([labels, labels]), 0.1),
+        "supcon_in": O.supcon(both, torch.cat([labels, labels]), 0.1, variant="in"),
+        "clip": O.clip_loss(z1, z2, torch.tensor(10.0)),
+        "clip_large_scale": O.clip_loss(z1, z2, torch.tensor(100.0)),
+        "moco_info_nce": O.info_nce(z1, z2, torch.randn(16, 5, generator=g), 0.2),
+        "moco_info_nce_bad_queue": O.info_nce(z2, z2, torch.cat([z1, z1]), 0.2),
+    }
+
+
+@pytest.mark.parametrize("both_views", [False, True])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nonfinite_embedding_gives_nonfinite_loss(bad, both_views):
+    """One NaN/inf anywhere must make the loss NaN/inf, never a silent 0 (the divergence would be hidden)."""
+    for name, loss in _nonfinite_losses(bad, both_views).items():
+        assert not torch.isfinite(loss), f"{name}: loss {float(loss)} hides a non-finite embedding"
+
+
+def test_nonfinite_rows_are_not_treated_as_empty():
+    q = unit(6, 4)
+    q[2] = float("nan")
+    loss, valid = contrastive_rows(q, None, 2.0, exclude_self=True, pos_index=pair_index(3))
+    assert valid.all() and torch.isnan(loss).all()
+    labels = torch.tensor([0, 1, 1, 2, 0, 3])  # rows 3 and 5 have no positive: still invalid (empty), loss 0
+    loss, valid = contrastive_rows(q, None, 2.0, exclude_self=True, labels=labels)
+    assert valid.tolist() == [True, True, True, False, True, False]
+    assert torch.isnan(loss[valid]).all() and loss[~valid].eq(0).all()
+
+
+def test_nonfinite_gradient_is_not_zeroed():
+    from contrastkit.objectives import functional as O
+
+    z1 = torch.randn(6, 4, requires_grad=True)
+    z2 = torch.randn(6, 4)
+    with torch.no_grad():
+        z2[1, 0] = float("nan")
+    O.nt_xent(z1, z2, 0.5).backward()
+    assert not torch.isfinite(z1.grad).all()

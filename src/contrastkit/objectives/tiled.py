@@ -17,7 +17,7 @@ k_labels=None, positives="keep", tile=None) -> Tensor (M,)``
     (``labels`` (M,) for queries, ``k_labels`` (Nk,) for keys; defaults to ``labels`` when ``k`` is None).
     ``scale`` is a float, a 0-d tensor or a per-anchor (M,) tensor (1/τ_i for iSogCLR); a tensor that
     requires grad receives its gradient (learnable temperature / CLIP logit scale). A row whose set is
-    empty gets ``-inf`` (and a zero gradient).
+    empty gets ``-inf`` (and a zero gradient); a NaN/inf input gives NaN, which propagates (never ``-inf``).
 
 ``logsumexp_rows_cols(q, k, scale=1.0, *, tile=None) -> (Tensor (M,), Tensor (Nk,))``
     Row and column log-sum-exp of one logit matrix ``scale · q kᵀ`` in a single pass (CLIP: image→text
@@ -208,7 +208,7 @@ class _RowLSE(torch.autograd.Function):
         kf = qf if kf is None else kf
         m, n = qf.shape[0], kf.shape[0]
         g = g.to(qf.dtype)
-        finite = torch.isfinite(lse)
+        finite = _nonempty(lse)  # NaN rows stay in (their gradient is NaN), only empty rows get zero
         zero = torch.zeros_like(lse)
         if cfg.online:
             beta = torch.where(finite, g, zero)
@@ -299,7 +299,7 @@ class _PairLSE(torch.autograd.Function):
         def weights(g, lse):
             if g is None:
                 return torch.zeros_like(lse)
-            finite = torch.isfinite(lse)
+            finite = _nonempty(lse)
             z = torch.zeros_like(lse)
             return torch.where(finite, g.to(lse.dtype) * torch.exp(-torch.where(finite, lse, z)), z)
 
@@ -423,6 +423,12 @@ def logsumexp_rows_cols(
     return _PairLSE.apply(q, k, sc, None, None, _Cfg(False, 0, "keep", rows, cols), False)
 
 
+def _nonempty(lse: Tensor) -> Tensor:
+    """Rows whose key set is not empty. Only an empty set gives exactly −inf; a NaN (or +inf) log-sum-exp
+    comes from a non-finite input and must propagate into the loss, not be mistaken for an empty row."""
+    return lse != _NEG_INF
+
+
 def _is_involution(p: Tensor) -> bool:
     return bool((p[p] == torch.arange(p.shape[0], device=p.device)).all())
 
@@ -458,8 +464,10 @@ def contrastive_rows(
     SupCon's ``"out"`` form ``lse_i − mean_{p∈P(i)} scale_i q_i·k_p`` (the mean is computed from per-label
     key sums, O(N·D)) or the ``"in"`` form ``lse_i − (lse over P(i) − log|P(i)|)``.
 
-    ``valid`` is False for anchors with no positive or an empty denominator; their loss is set to 0 and
-    they receive no gradient. Inputs must already be L2-normalised.
+    ``valid`` is False for anchors with no positive or an empty denominator (log-sum-exp exactly −inf);
+    their loss is set to 0 and they receive no gradient. A non-finite input is *not* an empty denominator:
+    its NaN/inf reaches the loss (and the gradient), so a divergence is never hidden as a loss of 0.
+    Inputs must already be L2-normalised.
     """
     m = q.shape[0]
     keys = q if k is None else k
@@ -476,7 +484,7 @@ def contrastive_rows(
         pos = (q.to(dt) * keys.to(dt)[pos_index]).sum(1) * sc_rows
         if pos_weight is not None:
             pos = pos * pos_weight.to(dt)
-        valid = torch.isfinite(lse)
+        valid = _nonempty(lse)
     elif labels is not None:
         labels = labels.to(q.device)
         k_labels = labels if k is None else k_labels.to(q.device)
@@ -495,7 +503,7 @@ def contrastive_rows(
         lse = logsumexp_rows(q, k, sc, exclude_self=exclude_self, self_offset=self_offset,
                              labels=ql, k_labels=kl, positives="exclude" if exclude_positives else "keep",
                              tile=tile)
-        valid = (counts > 0) & torch.isfinite(lse)
+        valid = (counts > 0) & _nonempty(lse)
         safe_counts = counts.clamp(min=1).to(dt)
         if multi_positive == "out":
             ksum = keys.to(dt).new_zeros(uniq.numel(), keys.shape[1]).index_add(0, kl, keys.to(dt))
