@@ -24,6 +24,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..core import random as per_sample
+
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale (ITU-R 601-2 luma)
 
 # Colour-jitter ops, numbered as in torchvision's ColorJitter.
@@ -116,12 +118,11 @@ def sample_crop_params(
     attempts: int = 10,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw n crops (top, left, h, w) from `generator` (on the generator's device), returned on `device`."""
-    gdev = generator.device if generator is not None else device
-    u = torch.rand(n, 2 * attempts + 2, generator=generator, device=gdev, dtype=torch.float32)
+    u = per_sample.rand((n, 2 * attempts + 2), generator, device)
     params = crop_params_from_uniforms(
         u[:, :attempts], u[:, attempts : 2 * attempts], u[:, 2 * attempts :], height, width, scale, ratio
     )
-    return tuple(p.to(device) for p in params)  # type: ignore[return-value]
+    return params  # type: ignore[return-value]
 
 
 def resample_taps(

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from ..data.base import DataInfo
+from ..core import random as per_sample
 from ..errors import ContrastkitError
 from . import _image_ops as ops
 
@@ -287,13 +288,11 @@ class ImageViews(_Normalize):
         state gives the same parameters.
         """
         cfg = self.config
-        gdev = generator.device if generator is not None else device
         widths = {
             "crop": 22, "flip": 1, "jitter": 9 if self._jitter else 0, "grayscale": int(self._grayscale),
             "blur": 2 if cfg.blur_p > 0 else 0, "solarize": int(cfg.solarize_p > 0),
         }
-        u = torch.rand(n, sum(widths.values()), generator=generator, device=gdev, dtype=torch.float32)
-        u = u.to(device)
+        u = per_sample.rand((n, sum(widths.values())), generator, device)  # one row per sample, shard-aware
         cols = dict(zip(widths, u.split(list(widths.values()), dim=1)))
 
         crop = ops.crop_params_from_uniforms(

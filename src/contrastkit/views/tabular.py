@@ -32,6 +32,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
+from ..core import random as per_sample
 from ..data.base import DataInfo, Dataset
 from ..errors import ContrastkitError
 
@@ -49,7 +50,7 @@ def table_layout(info: DataInfo) -> tuple[list[int], list[int], list[int]]:
 
 
 def _rand(shape: Sequence[int], x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    return torch.rand(tuple(shape), generator=generator, device=x.device, dtype=torch.float32)
+    return per_sample.rand(shape, generator, x.device)  # shard-aware: see core/random.py
 
 
 def _check_rate(name: str, rate: float) -> float:
@@ -76,7 +77,7 @@ class ScarfCorruption(nn.Module):
             return x
         b, f = x.shape
         mask = _rand((b, f), x, generator) < self.rate
-        rows = torch.randint(0, self.pool.shape[0], (b, f), generator=generator, device=x.device)
+        rows = per_sample.randint(self.pool.shape[0], (b, f), generator, x.device)
         pool = self.pool.to(x.device)
         replacement = pool[rows, torch.arange(f, device=x.device).expand(b, f)].to(x.dtype)
         return torch.where(mask, replacement, x)
@@ -99,7 +100,7 @@ class GaussianNoise(nn.Module):
         if self.std == 0.0 or self.numeric.numel() == 0:
             return x
         idx = self.numeric.to(x.device)
-        noise = torch.randn((x.shape[0], idx.numel()), generator=generator, device=x.device, dtype=torch.float32)
+        noise = per_sample.randn((x.shape[0], idx.numel()), generator, x.device)
         out = x.clone()
         out[:, idx] = x[:, idx] + self.std * noise.to(x.dtype)
         return out
