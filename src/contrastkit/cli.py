@@ -136,9 +136,35 @@ def report(run: Path = typer.Argument(..., help="run folder")) -> None:
 
 
 def main() -> None:
-    """Console entry point: bad input ends with one clear line and exit status 2, not a traceback."""
+    """Console entry point: bad input ends with one clear line and exit status 2, not a traceback.
+
+    The message is printed verbatim (no Rich markup: a message may contain ``[/x]``) on one line (no wrapping).
+    Ctrl-C ends with one line saying how to continue the run, and exit status 130 (128 + SIGINT).
+    """
+    from rich.text import Text
+
+    def interrupted() -> None:
+        argv = sys.argv[1:]
+        out = next((a.split("=", 1)[1] for a in argv if a.startswith("--out=")), None)
+        if out is None and "--out" in argv and argv.index("--out") + 1 < len(argv):
+            out = argv[argv.index("--out") + 1]
+        hint = ""
+        if "pretrain" in argv:
+            hint = (f"; continue the run with: contrastkit pretrain --out {out} --resume" if out else
+                    "; continue the run with: contrastkit pretrain --out RUN --resume (RUN: its run folder)")
+        console.print(Text(f"interrupted (Ctrl-C){hint}"), soft_wrap=True, markup=False, highlight=False)
+        sys.exit(130)
+
     try:
         app()
     except ContrastkitError as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(Text.assemble(("error:", "bold red"), " ", str(e)), soft_wrap=True, markup=False,
+                      highlight=False)
         sys.exit(2)
+    except KeyboardInterrupt:
+        interrupted()
+    except SystemExit as e:
+        # typer turns Ctrl-C into a silent exit 130 (SystemExit ← typer.Exit ← KeyboardInterrupt)
+        if e.code == 130 and isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt):
+            interrupted()
+        raise
