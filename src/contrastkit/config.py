@@ -48,6 +48,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "drop_columns": None,
     "categorical_columns": None,
     "scaler": None,  # tables: standard (mean/std, default) | quantile (rank-Gauss)
+    "data_kind": None,  # .npy/.npz: image | series | None (auto, see data/series.py)
+    "series_scaling": None,  # series: channel (per-channel standardisation on train, default) | none
 }
 
 # View settings: accepted from flags and YAML; when absent the view module's documented default applies
@@ -56,6 +58,8 @@ VIEW_SETTINGS = {
     "crop_scale", "crop_ratio", "flip_p", "jitter_p", "jitter_strength", "grayscale_p", "blur_p", "blur_sigma",
     "blur_kernel", "solarize_p", "solarize_threshold",  # images (views/image.py)
     "corruption_rate", "noise_std", "mask_rate", "p_f", "aug_low", "aug_high", "aug_range",  # tables (views/tabular.py)
+    "series_views", "noise_sigma", "scale_sigma", "mag_warp_sigma", "time_warp_sigma", "warp_knots", "crop_fraction",
+    "crop_length", "slice_fraction", "permute_segments", "time_mask_fraction", "channel_drop_p",  # views/series.py
 }
 
 

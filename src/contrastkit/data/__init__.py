@@ -34,6 +34,10 @@ def load_data(data: str, cfg: dict[str, Any] | None = None) -> DataSplits:
     cfg = cfg or {}
     if data in SOURCES:
         return SOURCES.get(data)(cfg)
+    if data.partition(":")[0] in ("mfeat", "paired"):  # paired data: mfeat:pix,mor / paired:A,B (data/paired.py)
+        from .paired import load_paired_spec
+
+        return load_paired_spec(data, cfg)
     path = Path(data).expanduser()
     if not path.exists():
         names = ", ".join(SOURCES.names())
@@ -61,3 +65,6 @@ try:
     from . import table  # noqa: F401
 except ImportError:  # pragma: no cover - only while the module is being written
     pass
+from . import paired  # noqa: E402,F401
+
+from . import series  # noqa: E402,F401  (after images: its .npy/.npz loader routes arrays to images or series)

@@ -23,6 +23,10 @@ def create_views(info: DataInfo, train: Dataset, cfg: dict[str, Any], view: int 
         from .tabular import table_views
 
         return table_views(info, train, cfg, view)
+    if info.kind == "series":
+        from .series import series_views
+
+        return series_views(info, cfg, view)
     raise ContrastkitError(f"no views for data of kind {info.kind!r} yet")
 
 
