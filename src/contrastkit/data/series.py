@@ -126,7 +126,7 @@ def _to_padded(x: Any, lengths: Optional[Any], where: str) -> np.ndarray:
             if bad.size:
                 raise ContrastkitError(f"{where}: lengths[{bad[0]}] = {lengths[bad[0]]} is outside 1..{arr.shape[2]}")
             arr = arr.copy()
-            arr[np.arange(arr.shape[2])[None, None, :] >= lengths[:, None, None]] = np.nan
+            arr[np.broadcast_to(np.arange(arr.shape[2])[None, None, :] >= lengths[:, None, None], arr.shape)] = np.nan
     if np.isinf(arr).any():
         i, c, t = np.argwhere(np.isinf(arr))[0]
         raise ContrastkitError(f"{where}: infinite value at series {i}, channel {c}, step {t}")
