@@ -237,8 +237,15 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except ValueError as e:
         if "allow_pickle" not in str(e):
             raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npy/.npz file?")
-        # ragged series saved as an object array need pickle; only then (a local file the user named)
-        loaded = np.load(path, allow_pickle=True)
+        # ragged series saved as an object array need pickle; only then, and only for a real .npy/.npz file
+        with open(path, "rb") as f:
+            head = f.read(6)
+        if head not in (b"\x93NUMPY", b"PK\x03\x04\x14\x00") and not head.startswith(b"PK"):
+            raise ContrastkitError(f"cannot read {path}: not a .npy/.npz file")
+        try:
+            loaded = np.load(path, allow_pickle=True)
+        except Exception as e2:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise ContrastkitError(f"cannot read {path}: {e2}; is it a valid .npy/.npz file?") from None
     except OSError as e:
         raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npy/.npz file?")
     if isinstance(loaded, np.ndarray):
