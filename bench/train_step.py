@@ -19,7 +19,7 @@ from contrastkit.config import resolve_config
 from contrastkit.data import load_data
 from contrastkit.methods import create_method
 from contrastkit.train.optim import build_optimizer
-from contrastkit.train.trainer import autocast_dtype
+from contrastkit.engine.precision import autocast_dtype
 
 
 def main() -> None:

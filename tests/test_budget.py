@@ -5,7 +5,7 @@ import json
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from contrastkit.train.budget import BudgetPlanner, steps_that_fit
+from contrastkit.engine.budget import BudgetPlanner, steps_that_fit
 
 
 def test_no_budget_never_changes_the_total():

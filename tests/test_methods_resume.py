@@ -11,7 +11,7 @@ import torch
 
 from contrastkit.config import resolve_config
 from contrastkit.core.checkpoint import load_checkpoint
-from contrastkit.train.trainer import train
+from contrastkit.build import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -28,7 +28,7 @@ def test_kill_and_resume_is_bit_identical_for_moco_and_isogclr(tmp_path):
     procs = {}
     for name in names:  # the crashing runs go in the background while the uninterrupted runs train here
         crashed = tmp_path / f"{name}-crashed"
-        code = ("from contrastkit.config import resolve_config; from contrastkit.train.trainer import train; "
+        code = ("from contrastkit.config import resolve_config; from contrastkit.build import train; "
                 f"train(resolve_config({ {**settings[name], 'out': str(crashed)}!r}), progress=False)")
         procs[name] = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, text=True)
@@ -39,7 +39,7 @@ def test_kill_and_resume_is_bit_identical_for_moco_and_isogclr(tmp_path):
         assert procs[name].returncode == 137, err[-2000:]
         crashed = tmp_path / f"{name}-crashed"
         ckpt = load_checkpoint(crashed / "checkpoints" / "last.pt")
-        assert ckpt["step"] == 22 and ckpt["epoch"] == 1
+        assert ckpt["loop"]["step"] == 22 and ckpt["loop"]["epoch"] == 1
         resumed = train(resolve_config({**settings[name], "out": str(crashed)}), resume=True, progress=False)
         assert resumed.steps == full[name].steps == 44
         a, b = full[name].method.state_dict(), resumed.method.state_dict()

@@ -10,7 +10,7 @@ from contrastkit.api import pretrain
 from contrastkit.config import resolve_config
 from contrastkit.errors import ContrastkitError
 from contrastkit.core.checkpoint import load_checkpoint
-from contrastkit.train.trainer import train
+from contrastkit.build import train
 
 SMALL = dict(method="simclr", data="digits", batch_size=64, epochs=3, evaluate=False, log_every=5,
              proj_hidden_dim=64, proj_dim=32, lr=0.1)
@@ -24,13 +24,13 @@ def test_checkpoints_are_plain_data_and_resume_after_a_kill_is_bit_identical(tmp
     full = train(resolve_config({**SMALL, "out": str(tmp_path / "full"), "monitor_every": 10}), progress=False)
     # Same run, hard-killed in the middle of the second epoch (22 steps per epoch), then resumed.
     crashed = tmp_path / "crashed"
-    code = ("from contrastkit.config import resolve_config; from contrastkit.train.trainer import train; "
+    code = ("from contrastkit.config import resolve_config; from contrastkit.build import train; "
             f"train(resolve_config({ {**SMALL, 'out': str(crashed), 'monitor_every': 0}!r}), progress=False)")
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CONTRASTKIT_CRASH_AT_STEP": "30"},
                           capture_output=True, text=True)
     assert proc.returncode == 137, proc.stderr
     ckpt = load_checkpoint(crashed / "checkpoints" / "last.pt")  # weights_only=True inside
-    assert ckpt["epoch"] == 1 and ckpt["step"] == 22
+    assert ckpt["loop"]["epoch"] == 1 and ckpt["loop"]["step"] == 22
     resumed = train(resolve_config({**SMALL, "out": str(crashed), "monitor_every": 0}), resume=True,
                     progress=False)
     assert resumed.steps == full.steps == 66
@@ -47,7 +47,7 @@ def test_checkpoint_written_atomically_leaves_no_temp_files(tmp_path):
     files = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
     assert files == ["last.pt"]
     state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
-    assert state["step"] == 22 and isinstance(state["config"], dict)
+    assert state["loop"]["step"] == 22 and isinstance(state["config"], dict)
 
 
 def test_existing_run_needs_resume(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .config import resolve_config
-from .train.trainer import RunResult, train
+from .build import RunResult, train
 
 
 def pretrain(config: str | Path | None = None, *, resume: bool = False, progress: bool = True,

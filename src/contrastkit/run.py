@@ -14,6 +14,83 @@ from .errors import ContrastkitError
 from .core.checkpoint import load_checkpoint, save_atomic
 
 
+RUN_FILES = ("config.yaml", "metrics.csv", "encoder.pt", "eval.json", "evaluate.json", "report.html",
+             "temperatures.npy", "checkpoints")
+
+
+class RunFolder:
+    """The files of one run, and the rules that keep two runs from writing into one folder:
+
+    * a lock (`.lock`, flock) is held while a run trains: a second process is refused, not interleaved;
+    * a folder that holds a checkpoint is continued only with `--resume`; `--overwrite` starts it afresh;
+    * an existing, non-empty folder that is not a run folder is refused unless `--overwrite`.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.config_path = self.path / "config.yaml"
+        self.metrics_path = self.path / "metrics.csv"
+        self.checkpoint_path = self.path / "checkpoints" / "last.pt"
+        self.encoder_path = self.path / "encoder.pt"
+        self._lock = None
+
+    def is_run(self) -> bool:
+        return self.config_path.exists() or self.checkpoint_path.exists()
+
+    def claim(self, resume: bool, overwrite: bool = False) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ContrastkitError(f"--out {self.path} is a file; choose a folder")
+        if resume and not self.checkpoint_path.exists():
+            raise ContrastkitError(f"--resume: {self.path} holds no checkpoint ({self.checkpoint_path}); "
+                                   "start a new run without --resume")
+        if not resume and self.checkpoint_path.exists() and not overwrite:
+            raise ContrastkitError(f"{self.path} already holds a run; pass --resume to continue it, --overwrite "
+                                   "to start it afresh, or choose another --out")
+        if (not resume and not overwrite and self.path.is_dir() and not self.is_run()
+                and any(p.name != ".lock" for p in self.path.iterdir())):
+            raise ContrastkitError(f"--out {self.path} exists and is not a contrastkit run folder; choose a new "
+                                   "folder, or pass --overwrite to write the run's files into it")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ContrastkitError(f"--out {self.path}: cannot create the run folder ({e.strerror})") from None
+        self._acquire_lock()
+        if overwrite and not resume:
+            import shutil
+
+            for name in RUN_FILES:
+                target = self.path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+
+    def _acquire_lock(self) -> None:
+        import fcntl
+
+        try:
+            self._lock = open(self.path / ".lock", "a")
+        except OSError as e:
+            raise ContrastkitError(f"--out {self.path}: cannot write there ({e.strerror}); choose another "
+                                   "folder") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            self._lock = None
+            raise ContrastkitError(f"another contrastkit process is writing to {self.path}; wait for it to "
+                                   "finish or choose another --out") from None
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops the flock
+            self._lock = None
+
+    def save_encoder(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
+                     anomaly_model: nn.Module | None = None) -> None:
+        save_encoder(self.encoder_path, encoder, info, cfg, anomaly_model)
+
+
 def save_encoder(path: Path, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
                  anomaly_model: nn.Module | None = None) -> None:
     """encoder.pt: the encoder's weights, its DataInfo and the run's config; plus the weights of the method's

@@ -24,6 +24,8 @@ from torch import Tensor
 __all__ = [
     "all_gather_sizes",
     "all_gather_with_grad",
+    "all_reduce_with_grad",
+    "broadcast_object",
     "all_reduce_sum",
     "is_distributed",
     "rank",
@@ -101,3 +103,35 @@ def all_gather_with_grad(x: Tensor, sizes: list[int] | None = None) -> Tensor:
 
 class _Ctx:  # stand-in for autograd's ctx when gathering tensors without gradient (labels, weights)
     pass
+
+
+class _AllReduceWithGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        x = x.contiguous().clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        # every rank's loss depends on the sum: ∂(Σ_r L_r)/∂x_local = Σ_r ∂L_r/∂sum (same convention as the gather)
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_with_grad(x: Tensor) -> Tensor:
+    """Σ over ranks of x, differentiable (batch statistics of a synchronised BatchNorm). x itself when not
+    distributed."""
+    if not is_distributed():
+        return x
+    return _AllReduceWithGrad.apply(x)
+
+
+def broadcast_object(obj):
+    """Rank 0's value of a picklable object on every rank (e.g. a run folder name chosen from the clock)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -46,6 +46,10 @@ class Method(nn.Module):
         """Return a dict with at least "loss" (a scalar with grad); other entries are logged (detached)."""
         raise NotImplementedError
 
+    def forward(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The engine calls the method itself (so DistributedDataParallel can wrap it): one training step."""
+        return self.training_step(batch, generator)
+
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step (EMA updates, queue maintenance). Default: nothing."""
 

@@ -78,19 +78,5 @@ def build_optimizer(groups: list[dict[str, Any]], cfg: dict[str, Any]) -> torch.
     return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Linear warm-up to 1, then cosine decay to 0 at total_steps."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> float:
-    for g in optimizer.param_groups:
-        g["lr"] = g["base_lr"] * (factor if g.get("scheduled", True) else 1.0)
-    return optimizer.param_groups[0]["lr"]
-
-
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

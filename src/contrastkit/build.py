@@ -1,0 +1,117 @@
+"""Construction, in one place: from resolved settings to a trained method in a run folder.
+
+`train(cfg)` loads the data, checks it against the method, prepares the run folder, builds the method and
+the optimizer, then hands them to the engine (`engine.fit`), which knows none of this. The front ends
+(`api.pretrain`, the CLI, `bench/`) all come through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import dump_config
+from .core import distributed
+from .data import DataSplits, load_data
+from .engine import distributed as engine_dist
+from .engine.callbacks import MetricsCSV, MonitorCallback, ProgressBar
+from .engine.checkpoint import Checkpointer
+from .engine.loop import FitPlan, fit
+from .engine.precision import autocast_dtype, pick_device
+from .errors import ContrastkitError
+from .methods import METHODS, Method, create_method
+from .run import RunFolder
+from .train.optim import build_optimizer
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    method: Method
+    splits: DataSplits
+    device: torch.device
+    eval_rows: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    train_seconds: float = 0.0
+    is_main: bool = True  # rank 0 (the process that writes files and evaluates)
+
+
+def default_run_dir(cfg: dict[str, Any]) -> Path:
+    data = Path(str(cfg["data"])).stem or "data"
+    return Path("runs") / f"{cfg['method']}-{data}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def plan_from_config(cfg: dict[str, Any]) -> FitPlan:
+    return FitPlan(batch_size=int(cfg["batch_size"]), epochs=int(cfg["epochs"]), seed=int(cfg["seed"]),
+                   warmup_epochs=float(cfg["warmup_epochs"]), minutes=cfg["minutes"],
+                   log_every=int(cfg["log_every"]), checkpoint_every=int(cfg.get("checkpoint_every") or 0),
+                   skip_nonfinite=int(cfg.get("skip_nonfinite") or 0))
+
+
+def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -> RunResult:
+    """Pretrain `cfg["method"]` on `cfg["data"]` (under torchrun: one model on all processes)."""
+    device = pick_device(str(cfg["device"]))
+    engine_dist.init_from_env(device)
+    is_main = distributed.rank() == 0
+    splits = load_data(str(cfg["data"]), cfg)
+    if METHODS.get(cfg["method"]).needs_labels and splits.train.y is None:
+        raise ContrastkitError(f"method {cfg['method']!r} needs labels, but data {cfg['data']!r} has none")
+    plan = plan_from_config(cfg)
+    if len(splits.train) < plan.batch_size:
+        raise ContrastkitError(f"batch_size={plan.batch_size} is larger than the training set "
+                               f"({len(splits.train)} samples); use --batch-size {len(splits.train)}")
+
+    run_dir = Path(cfg["out"]) if cfg.get("out") else distributed.broadcast_object(default_run_dir(cfg))
+    cfg["out"] = str(run_dir)
+    folder = RunFolder(run_dir)
+    if is_main:
+        folder.claim(resume=resume, overwrite=bool(cfg.get("overwrite")))
+        dump_config(cfg, folder.config_path)
+    checkpointer = Checkpointer(folder.checkpoint_path, extra={"config": plain(cfg)})
+    state = checkpointer.load(map_location=device) if resume else None
+
+    torch.manual_seed(int(cfg["seed"]))
+    train_set = splits.train.to(device)
+    method = create_method(cfg, splits.info, train_set)
+    if cfg.get("sync_bn") and distributed.is_distributed():
+        method = engine_dist.convert_sync_batchnorm(method)
+    method = method.to(device)
+    channels_last = bool(cfg["channels_last"]) and splits.info.kind == "image"
+    if channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method.parameter_groups(), cfg)
+
+    callbacks: list = []
+    if is_main:
+        from .engine.monitors import Monitor
+
+        keep = state["loop"]["step"] if state is not None else None
+        callbacks.append(MetricsCSV(folder.metrics_path, keep_until_step=keep))
+        monitors = ()
+        if int(cfg["monitor_every"]) > 0:
+            monitors = (MonitorCallback(Monitor(method, splits, cfg, device), int(cfg["monitor_every"])),)
+            callbacks[:0] = list(monitors)  # monitors first: they add to the row the CSV writes
+        if progress:
+            callbacks.append(ProgressBar(str(cfg["method"]), monitors))
+    try:
+        result = fit(method, train_set, optimizer, plan, device=device,
+                     amp_dtype=autocast_dtype(str(cfg["precision"]), device), channels_last=channels_last,
+                     checkpointer=checkpointer, resume=state, callbacks=callbacks,
+                     ddp_options={"find_unused_parameters": bool(getattr(method, "has_unused_parameters", False))})
+    finally:
+        if is_main:
+            folder.release()
+    if is_main:
+        folder.save_encoder(method.encoder, splits.info, cfg, method.anomaly_model())
+    engine_dist.shutdown()
+    return RunResult(run_dir, method, splits, device, steps=result.steps, train_seconds=result.seconds,
+                     is_main=is_main)
+
+
+def plain(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Settings as plain python values (weights_only loading accepts them)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if not k.startswith("_")}
