@@ -103,9 +103,9 @@ def test_image_folder_with_and_without_classes(tmp_path):
         Image.fromarray(rng.integers(0, 256, (9, 9), dtype=np.uint8)).save(tmp_path / "flat" / f"{i}.png")
     s = load_data(str(tmp_path / "flat"), {})
     assert s.train.y is None and s.info.shape == (1, 9, 9)
-    (tmp_path / "flat" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ContrastkitError, match="broken.png"):
-        load_data(str(tmp_path / "flat"), {})
+    (tmp_path / "flat" / "broken.png").write_bytes(b"not a png")  # skipped, named in one note (issue 17)
+    s = load_data(str(tmp_path / "flat"), {})
+    assert len(s.train) + len(s.test) == 4 and s.info.extra["skipped_files"] == ["broken.png"]
 
 
 def test_unknown_data_lists_names():

@@ -97,3 +97,174 @@ def test_ctrl_c_prints_the_resume_hint_and_exits_130(monkeypatch, capsys):
     code, out = _run_main(monkeypatch, capsys, ["pretrain", "--out=r1"], raw)
     assert code == 130 and "--out r1 --resume" in out, out
     TALLY["clear errors"] += 1
+
+
+# ============================================================================================ image folders
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+def _png(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (Image.fromarray(arr) if mode is None else Image.fromarray(arr).convert(mode)).save(path)
+    return path
+
+
+def _grey(v: int = 128, size=(6, 6)) -> np.ndarray:
+    return np.full(size, v, dtype=np.uint8)
+
+
+def _rgb(seed: int = 0, size=(6, 6)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def _folder(tmp_path: Path, n: int = 5) -> Path:
+    root = tmp_path / "imgs"
+    for i in range(n):
+        _png(root / f"g{i}.png", _grey(40 * i % 256))
+    return root
+
+
+def _load_folder(root, **cfg):
+    from contrastkit.data.images import load_image_folder
+
+    return load_image_folder(Path(root), {"test_fraction": 0.3, **cfg})
+
+
+def _all_x(s):
+    import torch
+
+    return torch.cat([s.train.x, s.test.x])
+
+
+def test_16bit_png_is_rescaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i, v in enumerate([0, 1000, 30000, 65535]):
+        Image.fromarray(np.full((5, 5), v, dtype=np.uint16)).save(root / f"{i}.png")  # mode I;16
+    s = expect_ok(_load_folder, root, test_fraction=0.25)
+    values = sorted(int(v) for v in _all_x(s)[:, 0, 0, 0])
+    assert values == [0, round(1000 / 257), round(30000 / 257), 255], values  # before: [0, 255, 255, 255]
+
+
+def test_colour_mode_is_decided_over_all_images(tmp_path):
+    root = _folder(tmp_path, 9)
+    _png(root / "z_colour.png", _rgb())  # sorted last: never the "first image"
+    s = expect_ok(_load_folder, root)
+    assert s.info.shape[0] == 3  # before: 1 (the first image's mode)
+    x = _all_x(s)
+    grey = [i for i in range(len(x)) if bool((x[i, 0] == x[i, 1]).all() and (x[i, 1] == x[i, 2]).all())]
+    assert len(grey) == 9  # grey images repeated into 3 equal channels
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_pil_mode_is_converted(tmp_path, mode):
+    from PIL import Image
+
+    root = tmp_path / mode.replace(";", "_")
+    root.mkdir()
+    base = _rgb(3, (7, 7))
+    for i in range(3):
+        if mode in ("I;16", "I"):
+            img = Image.fromarray((base[..., 0].astype(np.uint16) * 257 // (i + 1)).astype(np.uint16))
+            img = img if mode == "I;16" else img.convert("I")
+        elif mode == "F":
+            img = Image.fromarray(base[..., 0].astype(np.float32) / 255.0 / (i + 1))
+        else:
+            img = Image.fromarray(base // (i + 1)).convert(mode)
+        assert img.mode == mode
+        img.save(root / f"{i}.{'tif' if mode in ('I', 'F', 'CMYK') else 'png'}")
+    s = expect_ok(_load_folder, root)
+    grey = mode in ("L", "LA", "I;16", "I", "F", "1")
+    assert s.info.shape == ((1 if grey else 3), 7, 7)
+    x = _all_x(s)
+    assert x.dtype.is_floating_point is False and int(x.max()) > 100, (mode, int(x.max()))
+    if mode in ("I;16", "I", "F"):  # exact value mapping (÷257 or ×255)
+        first = sorted(range(len(x)), key=lambda i: -int(x[i].max()))[0]
+        assert np.abs(x[first, 0].numpy().astype(int) - base[..., 0].astype(int)).max() <= 1
+
+
+def test_unreadable_files_are_skipped_with_one_note(tmp_path, caplog):
+    root = _folder(tmp_path, 6)
+    (root / "empty.png").write_bytes(b"")
+    (root / "text.jpg").write_text("this is not an image")
+    good = (root / "g0.png").read_bytes()
+    (root / "trunc.png").write_bytes(good[: len(good) // 2])
+    caplog.set_level("WARNING", logger="contrastkit")
+    s = expect_ok(_load_folder, root)
+    assert len(s.train) + len(s.test) == 6
+    notes = [r.getMessage() for r in caplog.records if r.name == "contrastkit"]
+    assert len(notes) == 1 and "skipped 3" in notes[0] and "empty.png" in notes[0], notes
+    assert sorted(s.info.extra["skipped_files"]) == ["empty.png", "text.jpg", "trunc.png"]
+
+
+def test_nothing_readable_is_an_error(tmp_path):
+    root = tmp_path / "bad"
+    root.mkdir()
+    for i in range(3):
+        (root / f"{i}.png").write_bytes(b"\x89PNG broken" * i)
+    expect_error(_load_folder, root, match="no readable image")
+
+
+def test_test_class_missing_from_train_is_an_error(tmp_path):
+    root = tmp_path / "cls"
+    for split, classes in (("train", ["cat", "dog"]), ("test", ["cat", "dog", "emu"])):
+        for c in classes:
+            for i in range(2):
+                _png(root / split / c / f"{i}.png", _grey(30 * i))
+    expect_error(_load_folder, root, match="'emu'")  # before: emu silently dropped
+
+
+def test_mixed_sizes_are_resized_to_the_first(tmp_path):
+    root = tmp_path / "sizes"
+    for i, size in enumerate([(6, 6), (9, 4), (3, 12), (20, 20)]):
+        _png(root / f"{i}.png", _grey(50, size))
+    s = expect_ok(_load_folder, root, test_fraction=0.25)
+    assert s.info.shape == (1, 6, 6)
+
+
+_MODES = st.sampled_from(["L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "1", "zero", "junk", "trunc"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(modes=st.lists(_MODES, min_size=1, max_size=6), sizes=st.lists(st.integers(1, 9), min_size=2, max_size=2))
+def test_property_any_folder_loads_or_fails_clearly(tmp_path_factory, modes, sizes):
+    """Whatever mix of modes and broken files: uint8 (N, 1|3, H, W) with RGB iff any colour file, or a clear
+    error when fewer than one readable image per split remains — never another exception."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("prop")
+    colour = False
+    readable = 0
+    for i, mode in enumerate(modes):
+        p = root / f"{i}.{'jpg' if mode == 'CMYK' else 'png'}"
+        if mode == "zero":
+            p.write_bytes(b"")
+        elif mode == "junk":
+            p.write_bytes(os.urandom(40))
+        elif mode == "trunc":
+            buf = io.BytesIO()
+            Image.fromarray(_rgb(i, (8, 8))).save(buf, "PNG")
+            p.write_bytes(buf.getvalue()[:30])
+        else:
+            arr = _rgb(i, tuple(sizes))
+            img = Image.fromarray(arr[..., 0].astype(np.uint16) * 200) if mode == "I;16" else \
+                Image.fromarray(arr).convert(mode)
+            img.save(p)
+            readable += 1
+            colour |= mode not in ("L", "LA", "I;16", "1")
+    TALLY["cases"] += 1
+    try:
+        s = _load_folder(root, test_fraction=0.5)
+    except ContrastkitError as e:
+        assert "\n" not in str(e)
+        TALLY["clear errors"] += 1
+        return
+    TALLY["correct results"] += 1
+    assert readable >= 2
+    x = _all_x(s)
+    assert x.dtype.itemsize == 1 and x.shape[1] == (3 if colour else 1) and tuple(x.shape[2:]) == tuple(sizes)
