@@ -17,7 +17,13 @@ def register_encoder(name: str):
     return ENCODERS.register(name)
 
 
+# The encoder a data kind gets when the name is the trainer's default "convnet" (an image-only encoder).
+KIND_DEFAULT_ENCODERS = {"series": "resnet1d"}
+
+
 def create_encoder(name: str, info: DataInfo, **kwargs: Any) -> nn.Module:
+    if name == "convnet" and info.kind in KIND_DEFAULT_ENCODERS:
+        name = KIND_DEFAULT_ENCODERS[info.kind]
     return ENCODERS.get(name)(info, **kwargs)
 
 
@@ -28,3 +34,5 @@ try:  # tabular encoders live in their own module
     from . import mlp  # noqa: F401
 except ImportError:  # pragma: no cover - only while the module is being written
     pass
+
+from . import series  # noqa: E402,F401  (resnet1d, tcn)
