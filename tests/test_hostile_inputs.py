@@ -268,3 +268,96 @@ def test_property_any_folder_loads_or_fails_clearly(tmp_path_factory, modes, siz
     assert readable >= 2
     x = _all_x(s)
     assert x.dtype.itemsize == 1 and x.shape[1] == (3 if colour else 1) and tuple(x.shape[2:]) == tuple(sizes)
+
+
+# ================================================================================================== arrays
+
+def _arrays(path: Path):
+    from contrastkit.data.images import load_arrays
+
+    return load_arrays(path, {})
+
+
+def _npz(tmp_path: Path, name="a.npz", **arrays) -> Path:
+    p = tmp_path / name
+    np.savez(p, **arrays)
+    return p
+
+
+X10 = np.zeros((10, 4, 4), dtype=np.uint8)
+
+
+def test_empty_npy_and_npz_are_clear_errors(tmp_path):
+    (tmp_path / "zero.npy").write_bytes(b"")
+    expect_error(_arrays, tmp_path / "zero.npy", match="empty")
+    (tmp_path / "zero.npz").write_bytes(b"")
+    expect_error(_arrays, tmp_path / "zero.npz", match="empty")
+    np.save(tmp_path / "none.npy", np.zeros((0, 4, 4), dtype=np.uint8))
+    expect_error(_arrays, tmp_path / "none.npy", match="empty")
+    np.save(tmp_path / "nonef.npy", np.zeros((0, 4, 4), dtype=np.float32))
+    expect_error(_arrays, tmp_path / "nonef.npy", match="empty")
+    expect_error(_arrays, _npz(tmp_path, "nokeys.npz"), match="'x'")
+    good = (tmp_path / "g.npy")
+    np.save(good, X10)
+    (tmp_path / "trunc.npy").write_bytes(good.read_bytes()[:100])
+    expect_error(_arrays, tmp_path / "trunc.npy", match="trunc.npy")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    expect_error(_arrays, tmp_path / "junk.npy", match="junk.npy")
+
+
+def test_label_problems_are_clear_errors(tmp_path):
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.arange(9)), match="9 values")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.arange(10) - 1), match="negative")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.full(10, 10**12)), match="renumber")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.full(10, np.nan)), match="NaN")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.linspace(0, 1, 10)), match="whole numbers")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.zeros((10, 3))), match="one class id")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.arange(10), x_test=X10[:3], y_test=np.arange(4)),
+                 match="y_test")
+    expect_error(_arrays, _npz(tmp_path, x=X10, y=np.arange(10) % 2, x_test=X10[:3], y_test=np.array(["a"] * 3)),
+                 match="both be text")
+
+
+def test_text_labels_are_mapped_to_codes(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="contrastkit")
+    y = np.array(["dog", "cat", "emu", "cat", "dog"] * 2)
+    s = expect_ok(_arrays, _npz(tmp_path, x=X10, y=y))
+    assert s.info.extra["classes"] == ["cat", "dog", "emu"] and s.info.num_classes == 3
+    import torch
+
+    codes = torch.cat([s.train.y, s.test.y]).tolist()
+    assert sorted(codes) == sorted({"cat": 0, "dog": 1, "emu": 2}[v] for v in y)
+    assert sum("text labels" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_float_and_bool_labels(tmp_path):
+    s = expect_ok(_arrays, _npz(tmp_path, x=X10, y=(np.arange(10) % 3).astype(np.float32)))
+    assert s.info.num_classes == 3
+    s = expect_ok(_arrays, _npz(tmp_path, x=X10, y=np.arange(10) % 2 == 0))
+    assert s.info.num_classes == 2
+
+
+_DTYPES = st.sampled_from(["uint8", "float32", "float64", "int16", "bool", "complex64", "U3", "int64"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.lists(st.integers(0, 5), min_size=0, max_size=5), dtype=_DTYPES,
+       fill=st.sampled_from([0.0, 0.5, 1.0, 200.0, 300.0, -1.0, float("nan"), float("inf")]))
+def test_property_any_array_loads_or_fails_clearly(tmp_path_factory, shape, dtype, fill):
+    p = tmp_path_factory.mktemp("arr") / "a.npy"
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = np.full(shape, fill).astype(dtype) if dtype != "U3" else np.full(shape, "abc")
+    except (ValueError, OverflowError):
+        a = np.zeros(shape, dtype=dtype)
+    np.save(p, a)
+    TALLY["cases"] += 1
+    try:
+        s = _arrays(p)
+    except ContrastkitError as e:
+        assert "\n" not in str(e)
+        TALLY["clear errors"] += 1
+        return
+    TALLY["correct results"] += 1
+    assert s.train.x.dtype.itemsize == 1 and s.train.x.dim() == 4 and len(s.train) >= 1 and len(s.test) >= 1
+    assert s.train.x.shape[1] in (1, 3)
