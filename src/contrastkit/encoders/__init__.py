@@ -34,5 +34,6 @@ try:  # tabular encoders live in their own module
     from . import mlp  # noqa: F401
 except ImportError:  # pragma: no cover - only while the module is being written
     pass
+from . import paired  # noqa: E402,F401  (paired data: one tower per side, encoders/paired.py)
 
 from . import series  # noqa: E402,F401  (resnet1d, tcn)

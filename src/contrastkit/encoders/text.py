@@ -1,0 +1,105 @@
+"""An offline text encoder trained from scratch: hashed word and character n-grams into an EmbeddingBag.
+
+Text never needs a vocabulary file or a download. `hash_tokens(texts)` turns each string into a fixed-length
+row of bucket ids (fastText-style features, hashed with CRC32 so ids are stable across runs and machines):
+
+* word unigrams and bigrams of the lower-cased text (words = runs of letters/digits),
+* character n-grams (3..5 by default) of every word wrapped in "<" and ">".
+
+Id 0 is padding; ids 1..buckets are features. The row is truncated to `max_tokens` (words first, so a long
+caption keeps its words). `TextEncoder` averages the bucket embeddings of a row (`nn.EmbeddingBag`, mode
+"mean", padding ignored) and passes the mean through LayerNorm → Linear → ReLU → Linear. A row with no
+features (an empty string) is an error at load time (data/paired.py), never a silent zero vector.
+
+A local Hugging Face model folder is usable via :func:`hf_text_features` when `transformers` is installed;
+nothing is ever downloaded (``local_files_only=True``).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ContrastkitError
+
+__all__ = ["hash_tokens", "TextEncoder", "DEFAULT_BUCKETS", "DEFAULT_MAX_TOKENS", "hf_text_features"]
+
+DEFAULT_BUCKETS = 2**18
+DEFAULT_MAX_TOKENS = 256
+_WORD = re.compile(r"[0-9a-z]+")
+
+
+def _bucket(feature: str, buckets: int) -> int:
+    return zlib.crc32(feature.encode("utf-8")) % buckets + 1
+
+
+def text_features(text: str, char_ngrams: tuple[int, int] = (3, 5)) -> list[str]:
+    """The hashed features of one string, in order: words, word bigrams, character n-grams."""
+    words = _WORD.findall(str(text).lower())
+    feats = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in zip(words, words[1:])]
+    lo, hi = char_ngrams
+    for w in words:
+        s = f"<{w}>"
+        for n in range(lo, hi + 1):
+            feats += [f"c:{s[i:i + n]}" for i in range(len(s) - n + 1)]
+    return feats
+
+
+def hash_tokens(texts: Iterable[str], buckets: int = DEFAULT_BUCKETS, max_tokens: int = DEFAULT_MAX_TOKENS,
+                char_ngrams: tuple[int, int] = (3, 5)) -> torch.Tensor:
+    """(N, L) int64 bucket ids (0 = padding), L = min(max_tokens, the longest row)."""
+    rows = [[_bucket(f, buckets) for f in text_features(t, char_ngrams)][:max_tokens] for t in texts]
+    width = max([len(r) for r in rows] + [1])
+    out = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            out[i, : len(r)] = torch.as_tensor(r)
+    return out
+
+
+class TextEncoder(nn.Module):
+    """(B, L) bucket ids (any dtype holding integers; 0 = padding) → (B, out_dim)."""
+
+    def __init__(self, buckets: int = DEFAULT_BUCKETS, dim: int = 128, width: int = 256, out_dim: int = 128):
+        super().__init__()
+        if min(buckets, dim, width, out_dim) < 1:
+            raise ContrastkitError(f"text encoder sizes must be >= 1; got buckets={buckets}, dim={dim}, "
+                                   f"width={width}, out_dim={out_dim}")
+        self.buckets = int(buckets)
+        self.bag = nn.EmbeddingBag(self.buckets + 1, dim, mode="mean", padding_idx=0)
+        nn.init.normal_(self.bag.weight, std=0.1)
+        with torch.no_grad():
+            self.bag.weight[0].zero_()
+        self.body = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, width), nn.ReLU(inplace=True),
+                                  nn.Linear(width, out_dim))
+        self.out_dim = int(out_dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.long().clamp(0, self.buckets)
+        return self.body(self.bag(ids))
+
+
+def hf_text_features(texts: Sequence[str], model_path: str, batch_size: int = 64) -> torch.Tensor:
+    """Mean-pooled last hidden states of a LOCAL Hugging Face model folder (frozen features, no download)."""
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as e:  # pragma: no cover - optional dependency
+        raise ContrastkitError("a Hugging Face text model needs `transformers` installed "
+                               "(pip install transformers); or use the built-in hashed text encoder") from e
+    try:
+        tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+        model = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
+    except Exception as e:  # pragma: no cover - optional dependency
+        raise ContrastkitError(f"cannot load a local Hugging Face model from {model_path!r}: {e}") from e
+    outs = []
+    with torch.no_grad():
+        for s in range(0, len(texts), batch_size):
+            enc = tok(list(texts[s:s + batch_size]), padding=True, truncation=True, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            outs.append((h * m).sum(1) / m.sum(1).clamp(min=1))
+    return torch.cat(outs).float()
