@@ -311,14 +311,23 @@ def _rel(p: Path, root: Path) -> str:
 
 
 def _read_images(files: Sequence[Path], cfg: dict[str, Any]) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    from .images import _read_image
+    def read(p: Path, mode: str | None, size) -> np.ndarray:
+        try:
+            with Image.open(p) as img:
+                mode = mode or ("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+                img = img.convert(mode)
+                if size is not None and img.size != size:
+                    img = img.resize(size, Image.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as e:
+            raise ContrastkitError(f"cannot read image {p}: {e}; remove or replace the file")
 
-    with Image.open(files[0]) as first:
-        mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
-        size = (int(cfg["image_size"]),) * 2 if cfg.get("image_size") else first.size
-    arr = np.stack([_read_image(p, mode, size) for p in files])
+    first = read(files[0], None, None)
+    mode = "L" if first.ndim == 2 else "RGB"
+    size = (int(cfg["image_size"]),) * 2 if cfg.get("image_size") else (first.shape[1], first.shape[0])
+    arr = np.stack([read(p, mode, size) for p in files])
     return arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
 
 
