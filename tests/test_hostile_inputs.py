@@ -361,3 +361,85 @@ def test_property_any_array_loads_or_fails_clearly(tmp_path_factory, shape, dtyp
     TALLY["correct results"] += 1
     assert s.train.x.dtype.itemsize == 1 and s.train.x.dim() == 4 and len(s.train) >= 1 and len(s.test) >= 1
     assert s.train.x.shape[1] in (1, 3)
+
+
+# ================================================================================================== tables
+
+def _csv(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _table(path: Path, **cfg):
+    from contrastkit.data.table import load_table
+
+    return load_table(path, cfg)
+
+
+def _rows(n: int, fmt) -> str:
+    return "".join(fmt(i) + "\n" for i in range(n))
+
+
+@pytest.mark.parametrize("big", ["1e308", "-1e308", "3.5e38"])
+def test_values_beyond_float32_are_an_error_naming_the_column(tmp_path, big):
+    p = _csv(tmp_path, "a,huge,y\n" + _rows(12, lambda i: f"{i * 0.7},{big if i % 3 == 0 else i},{i % 2}"))
+    expect_error(_table, p, label_column="y", match="'huge'")  # before: NaN / all-zero column
+    expect_error(_table, p, label_column="y", impute=True, match="'huge'")
+    expect_error(_table, p, label_column="y", scaler="quantile", match="'huge'")
+
+
+def test_test_split_value_that_overflows_after_scaling_is_an_error(tmp_path):
+    train = _csv(tmp_path, "a,b\n" + _rows(12, lambda i: f"{i},{1e-30 * (i % 3)}"), "train.csv")
+    test = _csv(tmp_path, "a,b\n" + _rows(4, lambda i: f"{i},{3e38 if i == 2 else 0}"), "test.csv")
+    expect_error(_table, train, test_data=str(test), match="'b'")
+
+
+@pytest.mark.parametrize("fmt", ["2024-01-{d:02d}", "{d:02d}/01/2024", "2024-01-{d:02d}T10:{d:02d}:00Z",
+                                 "Jan {d}, 2024", "{d:02d}.03.2023", "10:{d:02d}"])
+def test_date_columns_are_an_error_that_says_drop_or_convert(tmp_path, fmt):
+    p = _csv(tmp_path, "a,when,y\n" + _rows(20, lambda i: f"{i * 1.5},\"{fmt.format(d=i + 1)}\",{i % 2}"))
+    msg = expect_error(_table, p, label_column="y", match="'when'")  # before: a 20-category column
+    assert "drop_columns" in msg and "convert" in msg
+    s = expect_ok(_table, p, label_column="y", drop_columns=["when"])
+    assert s.info.extra["columns"] == ["a"]
+    s = expect_ok(_table, p, label_column="y", categorical_columns=["when"])  # the documented override
+    assert "when" in s.info.extra["categorical_columns"]
+
+
+def test_text_that_is_not_a_date_stays_categorical(tmp_path):
+    p = _csv(tmp_path, "a,ver,y\n" + _rows(20, lambda i: f"{i},{['3.11.10', 'red', 'A-12', '10.0.0.1'][i % 4]},{i % 2}"))
+    s = expect_ok(_table, p, label_column="y")
+    assert s.info.extra["categorical_columns"] == ["ver"]
+
+
+@pytest.mark.parametrize("header", ["a,b,a,y", "a, a ,b,y", "a,b,b,b"])
+def test_duplicate_headers_are_an_error_naming_them(tmp_path, header):
+    p = _csv(tmp_path, header + "\n" + _rows(10, lambda i: f"{i},{i * 2 % 7},{i % 3},{i % 2}"))
+    expect_error(_table, p, match="duplicate")  # before: silently renamed a.1
+
+
+_CELLS = st.sampled_from(["1", "2.5", "-3", "", "nan", "inf", "-inf", "1e308", "-1e308", "abc", "2024-01-02",
+                          "10:30", "\"x,y\"", "1e-300", "0x1F", "True", "😀", "[/x]"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cols=st.lists(st.lists(_CELLS, min_size=6, max_size=6), min_size=1, max_size=4),
+       impute=st.booleans(), scaler=st.sampled_from(["standard", "quantile"]))
+def test_property_any_table_loads_or_fails_clearly(tmp_path_factory, cols, impute, scaler):
+    """Any mix of cells: a finite float32 x, or one clear error — never a traceback, never inf/NaN in x."""
+    header = ",".join(f"c{j}" for j in range(len(cols))) + ",y"
+    body = "".join(",".join(col[i] for col in cols) + f",{i % 2}\n" for i in range(6))
+    p = tmp_path_factory.mktemp("tab") / "t.csv"
+    p.write_text(header + "\n" + body)
+    TALLY["cases"] += 1
+    try:
+        s = _table(p, label_column="y", impute=impute, scaler=scaler, drop_constant=True)
+    except ContrastkitError as e:
+        assert "\n" not in str(e)
+        TALLY["clear errors"] += 1
+        return
+    TALLY["correct results"] += 1
+    import torch
+
+    assert torch.isfinite(s.train.x).all() and torch.isfinite(s.test.x).all()

@@ -23,8 +23,15 @@ the preprocessing is fitted on the TRAINING split only and stored in `info.extra
 
 Column types are inferred from the training file: numeric dtypes are numeric; text columns whose values mostly
 (≥ 50 % of the non-missing ones) parse as numbers are numeric too — then any value that does not parse is an
-ERROR naming the column and its first bad row (never a silent switch to categorical); other text and boolean
-columns are categorical. `categorical_columns: [a, b]` forces columns to be categorical (e.g. port numbers).
+ERROR naming the column and its first bad row (never a silent switch to categorical); text columns whose values
+mostly (≥ 50 %) look like dates or times ("2024-01-31", "31/01/2024", "Jan 31, 2024", "10:30") are an ERROR
+saying to convert or drop them (as are datetime columns of a Parquet file); other text and boolean columns are
+categorical. `categorical_columns: [a, b]` forces columns to be categorical (e.g. port numbers, or a code that
+only looks like a date).
+
+Also errors, each naming the column: a repeated column name in the header (pandas would silently rename the
+second `a` to `a.1`); a finite value beyond float32's range (|v| > 3.4e38, e.g. ±1e308: it would become ±inf
+in the float32 `x`), or one whose standardised value overflows float32 — rescale (e.g. log), clip, or drop it.
 
 Settings (cfg keys)
 -------------------
@@ -64,6 +71,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -78,6 +86,23 @@ from .base import DataInfo, DataSplits, Dataset
 __all__ = ["TableSchema", "load_table", "load_shuttle", "table_splits", "read_table"]
 
 NUMERIC_FRACTION = 0.5  # a text column is numeric when at least this share of its non-missing values parse
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # x is float32: larger magnitudes would become inf
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[ap]\.?m\.?)?"
+#: Text that looks like a date, a date-time or a time of day (ISO 8601, d/m/y, m/d/y, d.m.yyyy, "31 Jan 2024",
+#: "Jan 31, 2024", "10:30:00"), optionally with a time zone. Such columns are errors, not categories.
+DATE_PATTERN = re.compile(
+    rf"""^(?:
+        (?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}
+          |\d{{1,2}}[-/]\d{{1,2}}[-/](?:\d{{4}}|\d{{2}})
+          |\d{{1,2}}\.\d{{1,2}}\.\d{{4}}
+          |\d{{1,2}}[ -]{_MONTH}[ -,]+\d{{2,4}}
+          |{_MONTH}[ -]\d{{1,2}}(?:st|nd|rd|th)?,?[ -]\d{{2,4}})
+        (?:[ T]+{_CLOCK})?
+      |{_CLOCK})
+      \s*(?:z|utc|gmt|[+-]\d{{2}}:?\d{{2}})?$""",
+    re.IGNORECASE | re.VERBOSE,
+)
 SCALERS = ("standard", "quantile")
 N_QUANTILES = 1000  # reference points of the quantile scaler (as scikit-learn's QuantileTransformer)
 SHUTTLE_TEST_FRACTION = 0.4
@@ -109,7 +134,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise ContrastkitError(f"table {str(path)!r} is empty ({df.shape[0]} rows, {df.shape[1]} columns)")
     df.columns = [str(c).strip() for c in df.columns]
-    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    names = list(df.columns)
+    if not name.endswith(".parquet"):  # pandas renames a repeated CSV header a, a → a, a.1: check the raw row
+        try:
+            names = [str(c).strip() for c in pd.read_csv(path, header=None, nrows=1, dtype=str,
+                                                          keep_default_na=False).iloc[0].tolist()]
+        except Exception:  # pragma: no cover - the full read above succeeded
+            pass
+    dup = sorted({c for c in names if names.count(c) > 1})
     if dup:
         raise ContrastkitError(f"table {str(path)!r} has duplicate column name(s) {dup}; rename them")
     return df
@@ -139,8 +171,14 @@ def _infer_kind(col: pd.Series) -> str:
     values = col.dropna()
     if len(values) == 0:
         return "numeric"  # all missing: reported by the constant / all-missing check
-    parsed = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
-    return "numeric" if float(parsed.notna().mean()) >= NUMERIC_FRACTION else "categorical"
+    text = values.astype(str).str.strip()
+    parsed = pd.to_numeric(text, errors="coerce")
+    if float(parsed.notna().mean()) >= NUMERIC_FRACTION:
+        return "numeric"
+    sample = text.drop_duplicates().head(2000)
+    if float(sample.str.match(DATE_PATTERN).mean()) >= NUMERIC_FRACTION:
+        return "datetime"
+    return "categorical"
 
 
 class _Frame:
@@ -184,6 +222,20 @@ def _parse(df: pd.DataFrame, kinds: dict[str, str], source: str, is_csv: bool) -
             out = np.array([None if m else _as_category(v) for v, m in zip(values, missing)], dtype=object)
             categorical[name] = out
     return _Frame(numeric, categorical, len(df))
+
+
+def _check_range(frame: _Frame, source: str, is_csv: bool) -> None:
+    """Finite numeric values beyond float32's range (|v| > 3.4e38, e.g. 1e308) would become ±inf in x: error."""
+    for name, v in frame.numeric.items():
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(v) & (np.abs(v) > FLOAT32_MAX)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ContrastkitError(
+                f"{source}: column {name!r} has {int(bad.sum())} value(s) too large for float32 (|v| > 3.4e38), "
+                f"the first at {_where(source, row, is_csv)} ({v[row]:g}); rescale the column (e.g. log), clip "
+                f"it, or remove it with drop_columns"
+            )
 
 
 def _check_missing(frame: _Frame, source: str, is_csv: bool) -> None:
@@ -280,17 +332,28 @@ class TableSchema:
     def columns(self) -> list[str]:
         return self.numeric_columns + self.categorical_columns
 
-    def transform(self, frame: _Frame) -> np.ndarray:
-        """float32 (N, F): standardised numerics, then category codes (unknown → len(vocab))."""
+    def transform(self, frame: _Frame, source: str = "data") -> np.ndarray:
+        """float32 (N, F): standardised numerics, then category codes (unknown → len(vocab)).
+
+        A finite value whose standardised form overflows float32 is an error naming the column."""
         out = np.empty((frame.n, len(self.columns)), dtype=np.float32)
         for j, name in enumerate(self.numeric_columns):
             v = frame.numeric[name].copy()
             if name in self.impute:
                 v[~np.isfinite(v)] = self.impute[name]
-            if self.scaler == "quantile":
-                out[:, j] = _gaussianize(v, np.asarray(self.quantiles[name]))
-            else:
-                out[:, j] = (v - self.mean[j]) / self.std[j]
+            with np.errstate(over="ignore", invalid="ignore"):
+                if self.scaler == "quantile":
+                    out[:, j] = _gaussianize(v, np.asarray(self.quantiles[name]))
+                else:
+                    out[:, j] = (v - self.mean[j]) / self.std[j]
+            overflow = np.isfinite(v) & ~np.isfinite(out[:, j])
+            if overflow.any():
+                row = int(np.flatnonzero(overflow)[0])
+                raise ContrastkitError(
+                    f"{source}: column {name!r} row {row} holds {v[row]:g}, which standardised with the training "
+                    f"mean {self.mean[j]:g} and std {self.std[j]:g} exceeds float32's range; rescale the column "
+                    f"(e.g. log), clip it, or remove it with drop_columns"
+                )
         base = len(self.numeric_columns)
         for j, name in enumerate(self.categorical_columns):
             lookup = {c: k for k, c in enumerate(self.vocab[name])}
@@ -331,9 +394,10 @@ class TableSchema:
             raise ContrastkitError(f"{source}: missing column(s) {missing} that the model was trained with")
         kinds = {c: "numeric" for c in self.numeric_columns} | {c: "categorical" for c in self.categorical_columns}
         frame = _parse(df, kinds, source, is_csv=False)
+        _check_range(frame, source, is_csv=False)
         if not self.impute:
             _check_missing(frame, source, is_csv=False)
-        return self.transform(frame)
+        return self.transform(frame, source)
 
 
 # ------------------------------------------------------------------------------------------------- labels
@@ -422,12 +486,17 @@ def table_splits(
             continue
         kinds[c] = "categorical" if c in forced else _infer_kind(train_df[c])
         if kinds[c] == "datetime":
-            raise ContrastkitError(f"{train_source}: column {c!r} holds dates/times; convert it to numbers "
-                                   f"(e.g. seconds) or list it in drop_columns")
+            example = str(train_df[c].dropna().iloc[0]) if train_df[c].notna().any() else ""
+            raise ContrastkitError(f"{train_source}: column {c!r} holds dates/times (e.g. {example!r}); convert it "
+                                   f"to numbers (e.g. seconds, day of week) or list it in drop_columns (or, if it is "
+                                   f"not a date, in categorical_columns)")
     if not kinds:
         raise ContrastkitError(f"{train_source}: no feature columns besides the label column {label!r}")
     train_frame = _parse(train_df, kinds, train_source, csv[0])
     test_frame = None if test_df is None else _parse(test_df, kinds, test_source, csv[1])
+    _check_range(train_frame, train_source, csv[0])
+    if test_frame is not None:
+        _check_range(test_frame, test_source, csv[1])
     if not impute:
         _check_missing(train_frame, train_source, csv[0])
         if test_frame is not None:
@@ -510,8 +579,8 @@ def table_splits(
         raise ContrastkitError(f"{train_source}: only {train_frame.n} training row(s) left; need at least 2")
 
     schema = TableSchema.fit(train_frame, impute, drop_constant, train_source, str(cfg.get("scaler") or "standard"))
-    x_train = torch.from_numpy(schema.transform(train_frame))
-    x_test = torch.from_numpy(schema.transform(test_frame))
+    x_train = torch.from_numpy(schema.transform(train_frame, train_source))
+    x_test = torch.from_numpy(schema.transform(test_frame, test_source))
     extra = {**schema.to_extra(), **extra, "n_train": int(train_frame.n), "n_test": int(test_frame.n)}
     info = DataInfo(name=name, kind="table", shape=(x_train.shape[1],), num_classes=num_classes, extra=extra)
     test_info = info
