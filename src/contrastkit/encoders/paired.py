@@ -57,7 +57,8 @@ class _Tower(nn.Module):
 
 class PairEncoder(nn.Module):
     def __init__(self, info: DataInfo, a: str | None = None, b: str | None = None, embed_dim: int = 128,
-                 width: int = 256, depth: int = 2, out_dim: int = 256, norm: str = "layer", text_dim: int = 128):
+                 width: int = 256, depth: int = 2, out_dim: int = 256, norm: str = "layer", text_dim: int = 128,
+                 dropout: float = 0.0):
         super().__init__()
         if info.kind != "paired" or "sides" not in (info.extra or {}):
             raise ContrastkitError(f"the paired encoder needs paired data (e.g. --data mfeat); got kind {info.kind!r}")
@@ -73,7 +74,8 @@ class PairEncoder(nn.Module):
                     raise ContrastkitError(f"side {i} is {si.kind}; the text encoder needs a text side")
                 backbone = TextEncoder(int(si.extra.get("buckets", 2**18)), text_dim, width, out_dim)
             elif name in ("mlp", "resmlp"):
-                backbone = create_encoder(name, si, width=width, depth=depth, out_dim=out_dim, norm=norm)
+                backbone = create_encoder(name, si, width=width, depth=depth, out_dim=out_dim, norm=norm,
+                                          dropout=dropout)
             else:
                 backbone = create_encoder(name, si)
             towers.append(_Tower(si, backbone, embed_dim))
