@@ -80,6 +80,8 @@ def pretrain(
     if resume and not out:
         raise ContrastkitError("--resume needs --out RUN_FOLDER (the run to continue)")
     result = run_pretrain(config, resume=resume, progress=not no_progress, **settings)
+    if not result.is_main:
+        return
     console.print(f"trained {result.steps} steps in {result.train_seconds:.0f} s → {result.run_dir}")
     print_table(result.eval_rows, f"{result.splits.info.name} test split (last epoch)")
 

@@ -140,7 +140,12 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        opts = {"broadcast_buffers": False, **(ddp_options or {})}  # methods keep their own state in sync
+        import inspect
+
+        # methods keep their own state (queues, per-sample state) in sync: no buffer broadcast every step
+        sync_key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                    else "broadcast_buffers")
+        opts = {sync_key: False, **(ddp_options or {})}
         step_fn = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
                                           **opts)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None

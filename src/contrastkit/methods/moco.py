@@ -126,8 +126,10 @@ class MoCo(Method):
         shuffle = bool(self.cfg["shuffle_keys"])
         if shuffle and distributed.is_distributed():
             return self._keys_ddp(x, generator, groups)
-        if not shuffle or groups <= 1:
+        if not shuffle:
             return F.normalize(forward_in_groups(self._key_net, x, groups).float(), dim=1)
+        # drawn even when it cannot matter (one BN group), so the generator's stream is the same as with
+        # K processes, where the permutation moves keys between ranks
         perm = _randperm(x.shape[0], generator, x.device)
         k = forward_in_groups(self._key_net, x[perm], groups).float()
         out = torch.empty_like(k)
