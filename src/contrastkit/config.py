@@ -52,6 +52,11 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "drop_columns": None,
     "categorical_columns": None,
     "scaler": None,  # tables: standard (mean/std, default) | quantile (rank-Gauss)
+    # graphs (data/graph.py): build a graph over --data (knn:K[:cosine|euclidean], edges:PATH, edges) ...
+    "graph": None,
+    "graph_smooth": None,  # ... Laplacian smoothing steps applied to the node features (None/0: raw)
+    "graph_x": None,  # ... what a sample is: features (default) | ids (the gcn encoder looks the graph up)
+    "graph_labels": None,  # ... node labels file (.npy / one-column .csv) for --graph edges:PATH
     "data_kind": None,  # .npy/.npz: image | series | None (auto, see data/series.py)
     "series_scaling": None,  # series: channel (per-channel standardisation on train, default) | none
 }

@@ -32,6 +32,10 @@ def register_suffix(*suffixes: str):
 def load_data(data: str, cfg: dict[str, Any] | None = None) -> DataSplits:
     """`data` is a built-in name (see `SOURCES.names()`) or a path: a folder of images, .npy/.npz, .csv/.parquet."""
     cfg = cfg or {}
+    if cfg.get("graph"):  # --graph knn:K / edges:PATH builds a graph over the data (data/graph.py)
+        from .graph import load_graph_data
+
+        return load_graph_data(data, cfg)
     if data in SOURCES:
         return SOURCES.get(data)(cfg)
     if data.partition(":")[0] in ("mfeat", "paired"):  # paired data: mfeat:pix,mor / paired:A,B (data/paired.py)
@@ -68,3 +72,4 @@ except ImportError:  # pragma: no cover - only while the module is being written
 from . import paired  # noqa: E402,F401
 
 from . import series  # noqa: E402,F401  (after images: its .npy/.npz loader routes arrays to images or series)
+from . import graph  # noqa: E402,F401  (graphs: karate, --graph knn:K / edges:PATH; data/graph.py)
