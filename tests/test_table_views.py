@@ -154,3 +154,35 @@ def test_encoder_defaults_and_plain_input():
     assert img(torch.randint(0, 255, (3, 1, 4, 4), dtype=torch.uint8)).shape == (3, 8)
     with pytest.raises(ContrastkitError, match="norm='group'"):
         create_encoder("mlp", DataInfo("arr", "table", (7,)), norm="group")
+
+
+# ------------------------------------------------------------------------- SCARF fidelity (issue 17, §19)
+def test_scarf_default_keeps_the_anchor_and_corrupts_exactly_floor_c_m_features():
+    train = train_table(n=60, n_num=8)  # M = 10 features
+    x = train_table(n=300, n_num=8, seed=1).x + 100.0  # no original value equals a training value
+    v1 = create_views(train.info, train, {}, 1)
+    v2 = create_views(train.info, train, {}, 2)
+    assert torch.equal(v1(x, gen()), x)  # the anchor is the row itself, uncorrupted
+    changed = (v2(x, gen()) != x).sum(1)
+    assert (changed == 6).all()  # ⌊0.6 · 10⌋ in every row
+    changed = (create_views(train.info, train, {"corruption_rate": 0.35}, 2)(x, gen()) != x).sum(1)
+    assert (changed == 3).all()
+
+
+def test_scarf_feature_survives_in_both_views_with_probability_1_minus_c():
+    train = train_table(n=60, n_num=8)
+    x = train_table(n=2000, n_num=8, seed=2).x + 100.0
+    kept_both = (create_views(train.info, train, {}, 1)(x, gen(1)) == x) & \
+                (create_views(train.info, train, {}, 2)(x, gen(2)) == x)
+    assert kept_both.float().mean().item() == pytest.approx(0.4, abs=0.01)  # not (1 − 0.6)² = 0.16
+
+
+def test_scarf_both_views_corrupted_stays_selectable():
+    train = train_table(n=60, n_num=8)
+    x = train_table(n=200, n_num=8, seed=3).x + 100.0
+    cfg = {"corruption_rate": [0.6, 0.6]}
+    for view in (1, 2):
+        assert ((create_views(train.info, train, cfg, view)(x, gen(view)) != x).sum(1) == 6).all()
+    bern = ScarfCorruption(train.x, 0.6, exact=False)(x, gen())  # per-entry Bernoulli(c), the former sampling
+    counts = (bern != x).sum(1)
+    assert counts.float().mean().item() == pytest.approx(6.0, abs=0.3) and counts.min() < counts.max()

@@ -5,10 +5,12 @@ The table layout is the one `contrastkit.data.table` produces: standardised nume
 with `info.extra["cardinalities"][k] - 1` valid training categories (codes 0..card-2) and code card-1
 reserved for unknown / masked values. A table without that metadata (e.g. an .npy matrix) is all numeric.
 
-* `ScarfCorruption(train_x, rate)` — SCARF (Bahri et al. 2022): each feature of each row is replaced with
-  probability `rate` by the same column's value in an independently drawn random training row, i.e. a draw
-  from that feature's empirical marginal. The training matrix is kept as a (non-persistent) buffer, so every
-  replaced value occurs in that column of the training data and categoricals stay in their training set.
+* `ScarfCorruption(train_x, rate)` — SCARF (Bahri et al. 2022): in each row a random subset of exactly
+  ⌊rate·M⌋ of the M features is replaced, each by the same column's value in an independently drawn random
+  training row, i.e. a draw from that feature's empirical marginal. `exact=False` replaces each feature
+  independently with probability `rate` instead (contrastkit ≤ 0.x's sampling). The training matrix is kept as a
+  (non-persistent) buffer, so every replaced value occurs in that column of the training data and categoricals
+  stay in their training set.
 * `GaussianNoise(std)` — adds N(0, std²) to the numeric columns only (they are standardised: std is in σ units).
 * `FeatureMask(rate)` — sets each feature with probability `rate` to the "missing" token: 0 for a numeric
   column (its training mean) and the reserved code for a categorical column.
@@ -23,10 +25,16 @@ device; None → the global RNG), so the same seed gives the same output. A rate
 
 `table_views(info, train, cfg, view)` reads cfg keys `corruption_rate` (default 0.6), `noise_std` (0.0) and
 `mask_rate` (0.0); each may be a pair [view1, view2] to give the two views different strengths.
+`corruption_rate` follows SCARF (METHODS §19): one number c corrupts only the positive — view 1 is the anchor,
+left intact; view 2 gets ⌊c·M⌋ features replaced — so each feature is intact in both views with probability
+1 − c (0.4), not (1 − c)² (0.16). The former default, both views corrupted, is `corruption_rate: [0.6, 0.6]`.
+(CLAN does not use these views: its negative is `ClanAugment`, METHODS §14.) `noise_std` and `mask_rate`, given
+as one number, apply to both views.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence
 
 import torch
@@ -61,14 +69,16 @@ def _check_rate(name: str, rate: float) -> float:
 
 
 class ScarfCorruption(nn.Module):
-    """Replace each entry with prob `rate` by the same column of a uniformly random training row."""
+    """Replace ⌊rate·M⌋ random features of each row (`exact`, SCARF) — or each entry with probability `rate`
+    (`exact=False`) — by the same column of a uniformly random training row."""
 
-    def __init__(self, train_x: torch.Tensor, rate: float = 0.6):
+    def __init__(self, train_x: torch.Tensor, rate: float = 0.6, exact: bool = True):
         super().__init__()
         if train_x.dim() != 2 or train_x.shape[0] == 0:
             raise ContrastkitError(f"SCARF corruption needs a non-empty (N, F) training table, "
                                    f"got {tuple(train_x.shape)}")
         self.rate = _check_rate("corruption_rate", rate)
+        self.exact = bool(exact)
         # not persistent: the training data is not part of a checkpoint
         self.register_buffer("pool", train_x.detach().float().clone(), persistent=False)
 
@@ -76,14 +86,21 @@ class ScarfCorruption(nn.Module):
         if self.rate == 0.0:
             return x
         b, f = x.shape
-        mask = _rand((b, f), x, generator) < self.rate
+        r = _rand((b, f), x, generator)
+        if self.exact:
+            k = min(f, math.floor(self.rate * f + 1e-9))  # ⌊c·M⌋ (1e-9: 0.29·100 is 28.999…)
+            mask = torch.zeros((b, f), dtype=torch.bool, device=x.device)
+            if k > 0:
+                mask.scatter_(1, r.topk(k, dim=1, largest=False).indices, True)
+        else:
+            mask = r < self.rate
         rows = per_sample.randint(self.pool.shape[0], (b, f), generator, x.device)
         pool = self.pool.to(x.device)
         replacement = pool[rows, torch.arange(f, device=x.device).expand(b, f)].to(x.dtype)
         return torch.where(mask, replacement, x)
 
     def extra_repr(self) -> str:
-        return f"rate={self.rate}, pool={tuple(self.pool.shape)}"
+        return f"rate={self.rate}, {'exact' if self.exact else 'bernoulli'}, pool={tuple(self.pool.shape)}"
 
 
 class GaussianNoise(nn.Module):
@@ -212,14 +229,19 @@ class TableViews(nn.Module):
         return x
 
 
-def _per_view(cfg: dict[str, Any], key: str, default: float, view: int) -> float:
+def _per_view(cfg: dict[str, Any], key: str, default: float, view: int, anchor_view_1: bool = False) -> float:
+    """The setting for `view`; a pair gives each view its own. With `anchor_view_1`, one number applies to
+    view 2 only (view 1 is SCARF's intact anchor)."""
     value = cfg.get(key, default)
     if value is None:
-        return default
+        value = default
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise ContrastkitError(f"{key}={value!r}: give one number or a pair [view1, view2]")
         return float(value[view - 1])
+    if anchor_view_1 and view == 1:
+        _check_rate(key, float(value))
+        return 0.0
     return float(value)
 
 
@@ -233,7 +255,7 @@ def table_views(info: DataInfo, train: Dataset, cfg: dict[str, Any], view: int =
     numeric, categorical, cards = table_layout(info)
     n_features = train.x.shape[1]
     return TableViews(
-        ScarfCorruption(train.x, _per_view(cfg, "corruption_rate", 0.6, view)),
+        ScarfCorruption(train.x, _per_view(cfg, "corruption_rate", 0.6, view, anchor_view_1=True)),
         GaussianNoise(numeric, _per_view(cfg, "noise_std", 0.0, view)),
         FeatureMask(n_features, categorical, cards, _per_view(cfg, "mask_rate", 0.0, view)),
     )
