@@ -1,0 +1,95 @@
+"""Series evaluation: vectorised DTW against a plain double loop; the end-of-run table's schema and baselines."""
+
+import numpy as np
+import pytest
+import torch
+
+from contrastkit.data.series import series_splits
+from contrastkit.encoders import create_encoder
+from contrastkit.evaluate.protocol import EVALUATIONS
+from contrastkit.evaluate.series import dtw_1nn, dtw_distances, one_nn_accuracy
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def ref_dtw(x, y, w=None):
+    n, m = x.shape[1], y.shape[1]
+    d = np.full((n + 1, m + 1), np.inf)
+    d[0, 0] = 0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            if w is not None and abs(i - j) > w:
+                continue
+            c = ((x[:, i - 1] - y[:, j - 1]) ** 2).sum()
+            d[i, j] = c + min(d[i - 1, j], d[i, j - 1], d[i - 1, j - 1])
+    return d[n, m]
+
+
+@pytest.mark.parametrize("window", [None, 0, 1, 3])
+def test_dtw_matches_double_loop_equal_lengths(window):
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 2, 11, generator=g), torch.randn(3, 2, 9, generator=g)
+    b = torch.cat([b, torch.randn(3, 2, 2, generator=g)], 2)  # equal lengths (11)
+    d = dtw_distances(a, b, window=window)
+    ref = np.array([[ref_dtw(a[i].double().numpy(), b[j].double().numpy(), window) for j in range(3)]
+                    for i in range(4)])
+    np.testing.assert_allclose(d.numpy(), ref, rtol=1e-5)
+    if window == 0:  # a zero band is the squared Euclidean distance
+        np.testing.assert_allclose(d.numpy(), torch.cdist(a.flatten(1), b.flatten(1)).pow(2).numpy(), rtol=1e-5)
+
+
+def test_dtw_unequal_lengths_and_chunking():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 3, 14, generator=g), torch.randn(4, 3, 10, generator=g)
+    la, lb = torch.tensor([14, 6, 9, 1, 12]), torch.tensor([10, 3, 7, 10])
+    for x, lens in ((a, la), (b, lb)):
+        x[torch.arange(x.shape[2])[None, None, :].expand_as(x) >= lens[:, None, None]] = float("nan")
+    ref = np.array([[ref_dtw(a[i, :, : la[i]].double().numpy(), b[j, :, : lb[j]].double().numpy())
+                     for j in range(4)] for i in range(5)])
+    np.testing.assert_allclose(dtw_distances(a, b).numpy(), ref, rtol=1e-5)
+    np.testing.assert_allclose(dtw_distances(a, b, max_elements=1).numpy(), ref, rtol=1e-5)  # one row at a time
+    assert torch.allclose(dtw_distances(a, a).diagonal(), torch.zeros(5))
+
+
+def test_dtw_1nn_on_shifted_shapes():
+    # class = shape (bump vs. dip) at a random position
+    rng = np.random.default_rng(0)
+    t = np.arange(60)
+
+    def make(n):
+        y = rng.integers(0, 2, n)
+        centres = rng.integers(15, 45, n)
+        x = np.exp(-0.5 * ((t[None] - centres[:, None]) / 3.0) ** 2) * np.where(y == 1, 1, -1)[:, None]
+        return torch.as_tensor(x + 0.05 * rng.normal(size=x.shape), dtype=torch.float32)[:, None], torch.as_tensor(y)
+
+    xtr, ytr = make(20)
+    xte, yte = make(40)
+    acc, label = dtw_1nn(xtr, ytr, xte, yte)
+    assert label == "1-NN DTW (full window)" and acc >= 0.95
+    assert one_nn_accuracy(torch.cdist(xte.flatten(1), xtr.flatten(1)), ytr, yte) <= acc
+    _, label = dtw_1nn(xtr, ytr, xte, yte, max_cells=10)
+    assert label == "1-NN DTW (window 10%)"
+
+
+def test_series_evaluation_table():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2, 24)) + np.repeat(np.arange(2), 20)[:, None, None]
+    y = np.repeat(np.arange(2), 20)
+    order = rng.permutation(40)
+    s = series_splits("toy", x[order[:24]], y[order[:24]], x[order[24:]], y[order[24:]])
+
+    def make_enc():
+        torch.manual_seed(0)
+        return create_encoder("resnet1d", s.info, width=4)
+
+    rows, extra = EVALUATIONS.get("series")(make_enc(), make_enc, s, torch.device("cpu"), {})
+    metrics = [r["metric"] for r in rows]
+    assert metrics == ["SVM (RBF)", "linear probe", "1-NN Euclidean", "1-NN DTW (full window)"]
+    for r in rows[:3]:
+        assert set(r) == {"metric", "encoder", "random init", "raw input"}
+        assert all(0 <= r[k] <= 1 for k in ("encoder", "random init", "raw input"))
+    assert rows[2]["raw input"] == 1.0 and rows[3]["raw input"] == 1.0  # the classes are 2σ apart
+    assert extra["test_emb"].shape == (16, 8) and "1nn dtw" in extra["timings"]
+    unlabelled = series_splits("u", x[:20], None, x[20:], None)
+    rows, extra = EVALUATIONS.get("series")(make_enc(), make_enc, unlabelled, torch.device("cpu"), {})
+    assert rows == [] and extra["test_emb"].shape[0] == 20
