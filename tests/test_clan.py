@@ -264,3 +264,22 @@ def test_loss_math_stays_fp32_under_autocast():
         got = clan_loss(z.bfloat16(), za.bfloat16())
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(reference_clan(z.bfloat16().float(), za.bfloat16().float(), 0.5, 0.5), abs=1e-6)
+
+
+def test_clan_centroid_is_the_raw_mean_other_methods_keep_the_normalised_mean():
+    """METHODS §14 (corrected): CLAN's c is the raw mean of the outputs; the protocol's centroid score for every
+    other method stays the mean of normalised embeddings."""
+    from contrastkit.evaluate.anomaly import anomaly_score_values
+    from contrastkit.evaluate.anomaly_protocol import _centroid_kind
+    from contrastkit.methods.clan import CLAN
+
+    train = torch.tensor([[10.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # raw mean ≈ x-axis, normalised mean ≈ y-axis
+    test = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    raw = anomaly_score_values(train, test, centroid="raw")
+    nrm = anomaly_score_values(train, test)
+    assert raw[0] < raw[1] and nrm[0] > nrm[1]
+    c = train.mean(0, keepdim=True)
+    torch.testing.assert_close(CLAN.anomaly_score(train, test), -torch.nn.functional.cosine_similarity(test, c))
+    torch.testing.assert_close(CLAN.anomaly_score(train, test).double(), torch.from_numpy(raw))
+    assert _centroid_kind("clan") == "raw"
+    assert _centroid_kind("simclr") == "normalized" and _centroid_kind(None) == "normalized"

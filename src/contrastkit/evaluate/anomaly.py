@@ -3,7 +3,9 @@
 `train_emb` must hold embeddings of *normal* (benign) training rows only. Two scores, both "higher = more
 anomalous", computed on L2-normalised embeddings:
 
-* centroid (CLAN): score(x) = −cos(x, c), c = mean of the normalised normal training embeddings.
+* centroid: score(x) = −cos(x, c), c = mean of the normalised normal training embeddings (`centroid="normalized"`,
+  the default for every method), or their raw mean (`centroid="raw"`: CLAN's reference, METHODS §14 — the anomaly
+  protocol uses it for methods whose class sets `anomaly_centroid = "raw"`).
 * knn: score(x) = 1 − mean cosine similarity to the k nearest normal training embeddings (chunked search).
 
 Metrics (scikit-learn): AUROC and AUPR (average precision, anomaly = positive class) over the whole test set;
@@ -28,14 +30,21 @@ __all__ = ["anomaly_scores", "anomaly_score_values", "per_class_auroc"]
 
 @torch.no_grad()
 def anomaly_score_values(train_emb: Any, test_emb: Any, scorer: Literal["centroid", "knn"] = "centroid",
-                         k: int = 5, chunk_size: int = 1024) -> np.ndarray:
-    """Anomaly score of every test row (float64 numpy, higher = more anomalous)."""
+                         k: int = 5, chunk_size: int = 1024,
+                         centroid: Literal["normalized", "raw"] = "normalized") -> np.ndarray:
+    """Anomaly score of every test row (float64 numpy, higher = more anomalous).
+
+    `centroid` (centroid scorer only): c is the mean of the normalised ("normalized") or of the raw ("raw",
+    CLAN's reference) normal training embeddings."""
+    if centroid not in ("normalized", "raw"):
+        raise ContrastkitError(f"centroid={centroid!r}: use 'normalized' or 'raw'")
     dev = pick_device(train_emb, test_emb)
-    tr = normalize(as_embedding(train_emb, "train_emb", device=dev))
+    raw = as_embedding(train_emb, "train_emb", device=dev)
+    tr = normalize(raw)
     te = normalize(as_embedding(test_emb, "test_emb", device=dev))
     check_same_dim(tr, te, "train_emb", "test_emb")
     if scorer == "centroid":
-        c = normalize(tr.mean(0, keepdim=True))
+        c = normalize((raw.float() if centroid == "raw" else tr).mean(0, keepdim=True))
         return (-(te @ c.t()).squeeze(1)).double().cpu().numpy()
     if scorer == "knn":
         if int(k) != k or not 1 <= k <= tr.shape[0]:

@@ -5,9 +5,11 @@ rows (train rows with y == 0 when the training split has labels, else all of the
 (model, scorer) with AUROC and AUPR (anomaly = positive class, scikit-learn's roc_auc_score /
 average_precision_score) and the seconds it took:
 
-    <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows (CLAN's score)
+    <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows; for a method whose
+                             class sets `anomaly_centroid = "raw"` (CLAN, METHODS §14) c is the raw mean instead
     <method>      knn-k      1 − mean cosine similarity to the k nearest normal training embeddings
-    random init   centroid / knn-k   the same, for a freshly initialised encoder of the same architecture
+    random init   centroid / knn-k   the same (same centroid), for a freshly initialised encoder of the same
+                                     architecture
     isolation forest  iforest        sklearn IsolationForest(n_estimators=100, random_state=seed) on the table x
     raw features  knn-k      mean Euclidean distance to the k nearest normal training rows of the table x
 
@@ -55,6 +57,16 @@ def _metrics(scores: np.ndarray, is_anomaly: np.ndarray, classes: Optional[np.nd
     return out
 
 
+def _centroid_kind(method_name: Optional[str]) -> str:
+    """"raw" for methods whose class says `anomaly_centroid = "raw"` (CLAN), else "normalized"."""
+    if not method_name:
+        return "normalized"
+    from ..methods import METHODS
+
+    cls = METHODS.get(method_name) if method_name in METHODS else None
+    return str(getattr(cls, "anomaly_centroid", "normalized"))
+
+
 def anomaly_protocol(
     encoder: nn.Module,
     preprocess: Optional[Callable[[torch.Tensor], torch.Tensor]],
@@ -93,6 +105,7 @@ def anomaly_protocol(
         if len(np.unique(cls[is_anomaly == 1])) > 1:
             classes = cls
     kk = min(int(k), int(train_x.shape[0]))
+    centroid = _centroid_kind(method_name)
 
     rows: list[dict[str, Any]] = []
 
@@ -103,7 +116,8 @@ def anomaly_protocol(
         t_embed = time.perf_counter() - t0
         for scorer, kwargs in (("centroid", {}), (f"knn-{kk}", {"k": kk})):
             t1 = time.perf_counter()
-            s = anomaly_score_values(tr, te, scorer="centroid" if scorer == "centroid" else "knn", **kwargs)
+            s = anomaly_score_values(tr, te, scorer="centroid" if scorer == "centroid" else "knn",
+                                     centroid=centroid, **kwargs)
             rows.append({"model": name, "scorer": scorer, **_metrics(s, is_anomaly, classes),
                          "seconds": t_embed + time.perf_counter() - t1})
 

@@ -8,8 +8,10 @@ uniform noise is a negative of every original row (pushed at least `margin` away
                                 random training category); aug_range: fixed → U(aug_low, aug_high), the reference
     z, z̃ = normalize(head(encoder([x; x̃])))          one forward on the concatenation
     loss = clan_loss(z, z̃, alpha, margin, reduction)  objectives/clan.py
-    anomaly score(x) = −cos(head(encoder(x)), c),  c = mean of the normal training rows' outputs
-                                               (`anomaly_model()`; the run saves encoder + head for it)
+    anomaly score(x) = −cos(head(encoder(x)), c),  c = RAW mean of the normal training rows' outputs (not a mean
+                                               of normalised outputs, METHODS §14; `anomaly_centroid = "raw"`
+                                               tells the anomaly protocol) (`anomaly_model()`; the run saves
+                                               encoder + head for it)
 
 Train it on normal rows only (the table loader does that when `anomaly_label` is set, and `shuttle` does it).
 
@@ -69,6 +71,7 @@ def _head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Mod
 @register_method("clan")
 class CLAN(Method):
     summary = "augmented negatives for anomaly detection on tables: normal rows together, noisy copies apart"
+    anomaly_centroid = "raw"  # the reference's centroid: the raw mean of the outputs (METHODS §14)
     defaults = {
         "alpha": 0.5,  # weight of the positive (pull-together) term
         "margin": 0.5,  # cosine-distance margin for augmented negatives, in (0, 1]
@@ -145,6 +148,7 @@ class CLAN(Method):
     @staticmethod
     @torch.no_grad()
     def anomaly_score(emb_train_normal: torch.Tensor, emb_test: torch.Tensor) -> torch.Tensor:
-        """−cos(emb_test, c), c = mean of the normalised normal training embeddings (higher = more anomalous)."""
-        c = F.normalize(emb_train_normal.float(), dim=1).mean(0, keepdim=True)
+        """−cos(emb_test, c), c = the raw mean of the normal training embeddings, as in the reference (METHODS
+        §14; not the mean of normalised embeddings). Higher = more anomalous."""
+        c = emb_train_normal.float().mean(0, keepdim=True)
         return -F.cosine_similarity(emb_test.float(), c, dim=1)
