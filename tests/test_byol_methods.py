@@ -75,15 +75,20 @@ def test_directpred_predictor_is_set_analytically_and_not_trained():
     method, train = make_method("directpred", dyn_eps=eps)
     assert list(method.predictor.parameters()) == []  # W_p is a buffer: the optimiser never sees it
     assert "predictor.weight" in method.state_dict()
-    for step in range(3):
+    for step in range(4):
+        corr_before = method.corr.clone()  # F̂ up to the previous step: what this step's W_p must come from
         _step(method, batch_of(train, range(16 * step, 16 * step + 16)), seed=step, step=step)
+        if step == 0:  # no statistics yet: the initial identity predictor
+            assert torch.equal(method.predictor_weight(), torch.eye(8))
+            continue
         w = method.predictor_weight().detach().double()
-        corr = method.corr.double()
+        corr = corr_before.double()
         assert torch.allclose(w, w.T, atol=1e-6)
         ev = torch.linalg.eigvalsh(w)
         assert ev.min() >= eps - 1e-5 and ev.max() <= 1 + eps + 1e-5
         assert torch.allclose(w @ corr, corr @ w, atol=1e-5 * corr.abs().max().item())
-        assert torch.equal(method.predictor_weight(), directpred_weight(method.corr, eps))
+        assert torch.equal(method.predictor_weight(), directpred_weight(corr_before, eps))
+        assert not torch.equal(method.corr, corr_before)  # ... and the batch was folded in after its use
     # F̂ = I  ⇒  W_p = (1 + ε) I
     eye = torch.eye(8)
     assert torch.allclose(directpred_weight(eye, eps), (1 + eps) * eye, atol=1e-6)
@@ -98,3 +103,19 @@ def test_directpred_predictor_is_set_analytically_and_not_trained():
     method.load_state_dict(state)  # undo the BN running-stat update of the reference forward
     method.training_step(batch, gen(9))
     assert torch.allclose(method.corr, 0.3 * before + 0.7 * (z.T @ z / z.shape[0]), atol=1e-5)
+
+
+def test_directpred_predicts_a_batch_with_the_previous_steps_statistics():
+    """METHODS §9 (corrected): W_p used on batch t comes from F̂ up to step t−1, not from F̂ including batch t."""
+    eps = 0.01
+    method, train = make_method("directpred", dyn_eps=eps)
+    _step(method, batch_of(train, range(16)), seed=0, step=0)
+    _step(method, batch_of(train, range(16, 32)), seed=1, step=1)
+    corr_before = method.corr.clone()
+    used = []
+    handle = method.predictor.register_forward_pre_hook(lambda mod, args: used.append(mod.weight.clone()))
+    _step(method, batch_of(train, range(32, 48)), seed=2, step=2)
+    handle.remove()
+    assert len(used) == 1
+    torch.testing.assert_close(used[0], directpred_weight(corr_before, eps))
+    assert not torch.allclose(used[0], directpred_weight(method.corr, eps))

@@ -6,8 +6,11 @@ From luckmatters `ssl/real-dataset/byol_trainer.py` (`compute_w_corr`, `update`)
     F̂ ← ρ F̂ + (1 − ρ) · mean_batch(f fᵀ)                  (buffer `corr`; ρ = `dyn_lambda`)
     F̂ = U diag(s) Uᵀ,   p_j = (max(s_j, 0) / max_j s_j)^{1/2} + ε,   W_p = U diag(p) Uᵀ
 
-W_p is written into a bias-free linear predictor every `predictor_freq` steps (before it is used in that
-step) and the predictor gets no optimiser updates (its parameters do not require gradients; gradients still
+W_p is written into a bias-free linear predictor every `predictor_freq` steps, from the statistics accumulated
+up to the PREVIOUS step, before it is used in that step; the current batch's f is folded into F̂ only after
+the predictor has been applied (METHODS §9: a batch is never predicted with statistics that already contain
+it). At step 0 there are no statistics yet and the predictor keeps its initial weight, the identity.
+The predictor gets no optimiser updates (its parameters do not require gradients; gradients still
 flow *through* it into the projector). The rest is BYOL (see byol.py). Pinned: the README-validated run,
 `predictor_freq` 1, `dyn_lambda` ρ = 0.3, `dyn_eps` ε = 0.01, square root (`dyn_convert=2`), no centring;
 target EMA and optimiser as our BYOL. Under DDP, mean_batch(f fᵀ) is averaged over ranks, so W_p is the
@@ -46,8 +49,15 @@ class DirectPred(BYOL):
         return LinearPredictor(int(cfg["proj_dim"]))  # W is a buffer: saved, never seen by the optimiser
 
     @torch.no_grad()
+    def set_predictor(self) -> None:
+        """Every `predictor_freq` steps (from step 1 on) set W_p from F̂ as accumulated up to the previous step."""
+        step = int(self.step)
+        if step > 0 and step % int(self.cfg["predictor_freq"]) == 0:
+            self.predictor.set_weight(directpred_weight(self.corr, float(self.cfg["dyn_eps"])))
+
+    @torch.no_grad()
     def update_predictor(self, z: Tensor) -> None:
-        """Fold this batch's correlation into F̂; every `predictor_freq` steps set W_p from it."""
+        """Fold this batch's correlation into F̂ (after the predictor was applied to it)."""
         f = z.detach().float()
         with torch.autocast(f.device.type, enabled=False):
             m = f.T @ f / f.shape[0]
@@ -55,17 +65,18 @@ class DirectPred(BYOL):
             m = distributed.all_reduce_sum(m) / distributed.world_size()
         rho = float(self.cfg["dyn_lambda"])
         self.corr.mul_(rho).add_(m, alpha=1.0 - rho)
-        if int(self.step) % int(self.cfg["predictor_freq"]) == 0:
-            self.predictor.set_weight(directpred_weight(self.corr, float(self.cfg["dyn_eps"])))
 
     def predictor_weight(self) -> Tensor:
         return self.predictor.weight
 
     def online(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z = self.head(self.encoder(x))
-        if self.training:
-            self.update_predictor(z)
-        return z, self.predictor(z)
+        if not self.training:
+            return z, self.predictor(z)
+        self.set_predictor()
+        p = self.predictor(z)
+        self.update_predictor(z)
+        return z, p
 
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
