@@ -37,3 +37,4 @@ except ImportError:  # pragma: no cover - only while the module is being written
 from . import paired  # noqa: E402,F401  (paired data: one tower per side, encoders/paired.py)
 
 from . import series  # noqa: E402,F401  (resnet1d, tcn)
+from . import graph  # noqa: E402,F401  (gcn: sparse GCN over node ids, encoders/graph.py)

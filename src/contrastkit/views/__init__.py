@@ -27,6 +27,10 @@ def create_views(info: DataInfo, train: Dataset, cfg: dict[str, Any], view: int 
         from .series import series_views
 
         return series_views(info, cfg, view)
+    if info.kind == "graph":  # row-wise views of node features; GRACE augments the whole graph (views/graph.py)
+        from .graph import graph_views
+
+        return graph_views(info, train, cfg, view)
     raise ContrastkitError(f"no views for data of kind {info.kind!r} yet")
 
 
