@@ -130,7 +130,8 @@ def test_defaults_are_pinned_and_validated():
 
     for name in ("moco", "mochi", "moco-ft"):
         d = METHODS.get(name).defaults
-        assert d["temperature"] == 0.2 and d["queue_size"] == 4096 and d["optimizer"] == "sgd"
+        assert d["queue_size"] == 4096 and d["optimizer"] == "sgd"
+        assert d["temperature"] == (0.07 if name == "moco-ft" else 0.2)
     with pytest.raises(ContrastkitError, match="split_bn"):
         make_method("moco", split_bn=0)
 
@@ -142,3 +143,32 @@ def test_mochi_start_as_fraction_of_training():
     assert not bool(method.mixing)  # 1 step done < 0.5 · 4
     method.after_step(1, 4)
     assert bool(method.mixing)
+
+
+def test_moco_ft_is_moco_v1_plus_ft():
+    """METHODS §12: the reference is MoCo v1 + FT — a linear head and τ = 0.07 (issue 17)."""
+    method, _ = make_method("moco-ft")
+    linears = [m for m in method.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 1 and linears[0].out_features == int(method.cfg["proj_dim"])
+    assert float(method.cfg["temperature"]) == 0.07
+    moco, _ = make_method("moco")
+    assert sum(isinstance(m, torch.nn.Linear) for m in moco.head.modules()) == 2  # v2's MLP head
+
+
+@pytest.mark.parametrize("name", ["moco", "mochi", "moco-ft", "simsiam", "simclr", "byol"])
+def test_weight_decay_reaches_norms_and_biases_exactly_where_the_reference_does(name):
+    """MoCo and SimSiam decay every parameter in their references; SimCLR/BYOL (LARS recipes) skip BN/biases."""
+    from contrastkit.train.optim import build_optimizer
+
+    method, _ = make_method(name)
+    cfg = {**method.cfg, "weight_decay": 1e-3, "optimizer": "sgd", "momentum": 0.9, "batch_size": 256}
+    opt = build_optimizer(method.parameter_groups(), cfg)
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    trained = [p for p in method.parameters() if p.requires_grad]
+    assert set(decay) == {id(p) for p in trained}
+    small = [p for p in trained if p.ndim <= 1]
+    assert small  # BN weights / biases exist
+    everything = name in ("moco", "mochi", "moco-ft", "simsiam")
+    assert all(decay[id(p)] == (1e-3 if everything else 0.0) for p in small), name
+    assert all(decay[id(p)] == 1e-3 for p in trained if p.ndim > 1)
+    assert all("decay_norm_bias" not in g for g in opt.param_groups)

@@ -30,6 +30,9 @@ Choices made on purpose (all pinned in `defaults`):
 * The keys are named `ema_momentum*` because `momentum` is the optimiser's (SGD/LARS) momentum, 0.9.
 * Optimiser: SGD, lr 0.12 at batch 256 (lr scales linearly with the batch), wd 5e-4, cosine schedule —
   lightly's CIFAR-10 benchmark settings (6e-2 × batch/128); v2 used 0.03 / 1e-4 for 200 ImageNet epochs.
+  Weight decay applies to every parameter, BatchNorm and biases included, as in the reference
+  (`SGD(model.parameters(), weight_decay=...)`; `decay_norm_bias` groups, train/optim.py) — also for MoCHi
+  and MoCo-FT, whose reference code is MoCo's.
 * Head: v2's 2-layer MLP, scaled to `proj_hidden_dim` 512 → `proj_dim` 128 for small encoders; τ = 0.2.
 
 `mochi` and `moco-ft` only change how the logits of one (q, k) pair are formed (`pair_loss`).
@@ -81,6 +84,7 @@ def forward_in_groups(net: nn.Module, x: Tensor, groups: int) -> Tensor:
 class MoCo(Method):
     summary = "MoCo v2: momentum key encoder, queue of negatives, split-BN emulation / shuffled keys"
     defaults = dict(MOCO_DEFAULTS)
+    decay_norm_bias = True  # the reference decays every parameter, BN and biases included
 
     def __init__(self, encoder, info, cfg):
         super().__init__(encoder, info, cfg)
@@ -93,9 +97,10 @@ class MoCo(Method):
         for key in ("ema_momentum", "ema_momentum_final"):
             if not 0.0 <= float(cfg[key]) <= 1.0:
                 raise ContrastkitError(f"{key}={cfg[key]} must be in [0, 1]; e.g. 0.99")
-        # v2's head: Linear → ReLU → Linear, no BatchNorm (BN in the head arrived with MoCo v3)
+        # v2's head: Linear → ReLU → Linear, no BatchNorm (BN in the head arrived with MoCo v3); v1's (MoCo-FT,
+        # `proj_layers: 1`): one Linear layer
         self.head = ProjectionHead(encoder.out_dim, int(cfg["proj_hidden_dim"]), int(cfg["proj_dim"]),
-                                   num_layers=2, batch_norm=False)
+                                   num_layers=int(cfg.get("proj_layers") or 2), batch_norm=False)
         self.key_encoder = frozen_copy(self.encoder)
         self.key_head = frozen_copy(self.head)
         self.queue = KeyQueue(int(cfg["queue_size"]), int(cfg["proj_dim"]),
@@ -106,6 +111,10 @@ class MoCo(Method):
     def setup(self, train: Dataset) -> None:
         self.view1 = create_views(self.info, train, self.cfg, view=1)
         self.view2 = create_views(self.info, train, self.cfg, view=2)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The trained parameters (the key branch is frozen), every one with weight decay (`decay_norm_bias`)."""
+        return [{**g, "decay_norm_bias": self.decay_norm_bias} for g in super().parameter_groups()]
 
     # ---------------------------------------------------------------------------------------- branches
     def _query_net(self, x: Tensor) -> Tensor:
@@ -237,16 +246,19 @@ class MoCHi(MoCo):
 class MoCoFT(MoCo):
     """MoCo + feature transformation (Zhu et al., 2021; DTennant `mem_moco.py`, METHODS.md §12).
 
-    Per step, λ⁺ = 1 + Beta(α⁺, α⁺) extrapolates the positive pair apart (q̂ = λ⁺q + (1−λ⁺)k,
-    k̂ = λ⁺k + (1−λ⁺)q) and μ = Beta(α⁻, α⁻) interpolates each queue entry with a random other one
-    (n̂_j = μ n_j + (1−μ) n_π(j)); logits [q̂ᵀk̂, q̂ᵀn̂] / τ without re-normalisation (reference default).
-    One scalar λ⁺ and one μ per step (`dim_mask='none'`), drawn from the step's generator. The queue is
-    updated with the ORIGINAL keys (MoCo's `training_step` enqueues k, never k̂). α⁺ = 2.0, α⁻ = 1.6 as in
-    the reference scripts; τ = 0.2 like our MoCo v2 base (the reference's argparse default is 0.07).
+    The reference is MoCo **v1** + FT: a linear head (one Linear layer to `proj_dim`, `proj_layers: 1`; no
+    MLP) and τ = 0.07 (`--nce_t`); both are pinned here. Per step, λ⁺ = 1 + Beta(α⁺, α⁺) extrapolates the
+    positive pair apart (q̂ = λ⁺q + (1−λ⁺)k, k̂ = λ⁺k + (1−λ⁺)q) and μ = Beta(α⁻, α⁻) interpolates each
+    queue entry with a random other one (n̂_j = μ n_j + (1−μ) n_π(j)); logits [q̂ᵀk̂, q̂ᵀn̂] / τ without
+    re-normalisation (reference default). One scalar λ⁺ and one μ per step (`dim_mask='none'`), drawn from
+    the step's generator. The queue is updated with the ORIGINAL keys (MoCo's `training_step` enqueues k,
+    never k̂). α⁺ = 2.0, α⁻ = 1.6 as in the reference scripts. Queue size, key-EMA schedule, split BN and the
+    optimiser are our MoCo base's CPU-sized settings (reference: K = 65536, m = 0.999 / 0.99, SGD lr 0.03,
+    batch 256, wd 1e-4 on every parameter, 200 epochs, cosine).
     """
 
-    summary = "MoCo + feature transformation: positive extrapolation, negative interpolation"
-    defaults = {**MOCO_DEFAULTS, "ft_pos_alpha": 2.0, "ft_neg_alpha": 1.6}
+    summary = "MoCo v1 + feature transformation: positive extrapolation, negative interpolation"
+    defaults = {**MOCO_DEFAULTS, "temperature": 0.07, "proj_layers": 1, "ft_pos_alpha": 2.0, "ft_neg_alpha": 1.6}
 
     def pair_loss(self, q, k, negatives, generator):
         lam = 1.0 + beta_sample(float(self.cfg["ft_pos_alpha"]), generator)

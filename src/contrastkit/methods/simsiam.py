@@ -7,7 +7,9 @@ Projector: 3 × Linear-BN(-ReLU), the last BN without affine parameters; predict
 d → d/4 → d (Linear-BN-ReLU-Linear). Pinned sizes follow lightly's ResNet-18 example (512 → 512 → 128,
 predictor 128 → 64 → 128), small enough for CPU runs (the paper uses 2048 / 512). The predictor's learning
 rate is not decayed (the paper: "fixed lr for the predictor"); its group is marked `scheduled: False`.
-SGD, lr 0.12 at batch 256, wd 5e-4 (lightly's CIFAR-10 benchmark; the paper: 0.05 × B/256, wd 1e-4).
+SGD, lr 0.12 at batch 256, wd 5e-4 (lightly's CIFAR-10 benchmark; the paper: 0.05 × B/256, wd 1e-4). Weight
+decay applies to every parameter, BatchNorm and biases included, as in the reference (`decay_norm_bias`
+groups, train/optim.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def simsiam_loss(p: Tensor, z: Tensor) -> Tensor:
 @register_method("simsiam")
 class SimSiam(Method):
     summary = "Siamese networks with a predictor and stop-gradient (no negatives, no momentum encoder)"
+    decay_norm_bias = True  # the reference decays every parameter (SGD(model.parameters(), weight_decay=wd))
     defaults: dict[str, Any] = {
         "proj_hidden_dim": 512,
         "proj_dim": 128,
@@ -68,6 +71,6 @@ class SimSiam(Method):
         pred = list(self.predictor.parameters())
         pred_ids = {id(p) for p in pred}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in pred_ids]
-        return [{"params": rest},
+        return [{"params": rest, "decay_norm_bias": self.decay_norm_bias},
                 {"params": [p for p in pred if p.requires_grad],
-                 "scheduled": not bool(self.cfg["fixed_predictor_lr"])}]
+                 "scheduled": not bool(self.cfg["fixed_predictor_lr"]), "decay_norm_bias": self.decay_norm_bias}]

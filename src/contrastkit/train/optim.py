@@ -40,11 +40,18 @@ class LARS(torch.optim.Optimizer):
 
 
 def split_decay(groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Biases and normalisation parameters (ndim ≤ 1) get no weight decay, as in every reference recipe."""
+    """Biases and normalisation parameters (ndim ≤ 1) get no weight decay (and no LARS adaptation), as in the
+    SimCLR / BYOL / LARS recipes — except in a group marked ``decay_norm_bias: True``, whose parameters all
+    decay: MoCo (and MoCHi, MoCo-FT) and SimSiam mark theirs, because their references apply weight decay to
+    every parameter (``SGD(model.parameters(), weight_decay=...)``)."""
     out = []
     for group in groups:
         params = list(group["params"])
-        rest = {k: v for k, v in group.items() if k != "params"}
+        rest = {k: v for k, v in group.items() if k not in ("params", "decay_norm_bias")}
+        if group.get("decay_norm_bias"):
+            if params:
+                out.append({**rest, "params": params})
+            continue
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
         if decay:
