@@ -6,9 +6,12 @@
 Prints AUROC / AUPR on the test split (40 % of the normal rows + every anomaly, see data/table.py) for CLAN
 (centroid-cosine and kNN scores in the output of encoder + linear projection, where the loss acts and the
 reference scores), the encoder's output alone, the same encoder + projection at random initialisation, IsolationForest and kNN distance on the standardised
-features, all computed in this run on the same split, plus wall-clock times. The training loop is deliberately
-minimal (the library's optimizer and warm-up + cosine schedule, the method's training_step); runs are
-deterministic on CPU for a given --seed (split, initialisation, batch order, augmentation).
+features, all computed in this run on the same split, plus wall-clock times. Training runs through the
+product's engine (`contrastkit.build.train`, what `contrastkit pretrain --method clan --data shuttle` runs);
+runs are deterministic on CPU for a given --seed (split, initialisation, batch order, augmentation).
+
+The tables below were measured before the engine existed, with this script's own minimal loop (same optimizer,
+schedule and training_step; another batch-order stream); see the closing note of the engine issue for a rerun.
 
 Measured with the pinned defaults (aug_range train, reduction mean; 15 epochs, 795 steps, 50–61 s of training,
 three runs at a time on the 2 shared cores; AUROC / AUPR; IsolationForest 100 trees). "clan" is the library's
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,48 +66,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from contrastkit.build import train  # noqa: E402
+from contrastkit.config import resolve_config  # noqa: E402
 from contrastkit.data import load_data  # noqa: E402
-from contrastkit.data.base import Batch  # noqa: E402
-from contrastkit.encoders import create_encoder  # noqa: E402
 from contrastkit.evaluate.anomaly_protocol import anomaly_protocol, format_anomaly_table  # noqa: E402
-from contrastkit.methods.base import METHODS, method_defaults  # noqa: E402
-from contrastkit.run import untrained_anomaly_model  # noqa: E402
-from contrastkit.train.optim import build_optimizer, lr_factor, set_lr  # noqa: E402
-
-import contrastkit.methods  # noqa: E402,F401  (registers the methods)
-
-
-def train_clan(cfg: dict, splits) -> tuple[torch.nn.Module, float, int, float]:
-    torch.manual_seed(cfg["seed"])
-    encoder = create_encoder(cfg["encoder"], splits.info, **cfg["encoder_kwargs"])
-    method = METHODS.get("clan")(encoder, splits.info, cfg)
-    method.setup(splits.train)
-    optimizer = build_optimizer(method.parameter_groups(), cfg)
-    x = splits.train.x
-    n, bs = x.shape[0], int(cfg["batch_size"])
-    steps_per_epoch = n // bs
-    total = steps_per_epoch * int(cfg["epochs"])
-    warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_epoch))
-    gen = torch.Generator().manual_seed(cfg["seed"] + 1)
-    perm_gen = torch.Generator().manual_seed(cfg["seed"] + 2)
-    step, t0, loss = 0, time.perf_counter(), float("nan")
-    method.train()
-    for epoch in range(int(cfg["epochs"])):
-        order = torch.randperm(n, generator=perm_gen)
-        for i in range(steps_per_epoch):
-            index = order[i * bs : (i + 1) * bs]
-            set_lr(optimizer, lr_factor(step, total, warmup))
-            out = method.training_step(Batch(x[index], index), gen)
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimizer.step()
-            step += 1
-        loss = float(out["loss"].detach())
-        if cfg["verbose"]:
-            print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  l_sim {float(out['l_sim']):.4f}  "
-                  f"l_dis {float(out['l_dis']):.4f}  frac_neg {float(out['frac_neg']):.3f}  "
-                  f"{time.perf_counter() - t0:.0f}s", flush=True)
-    return method, time.perf_counter() - t0, step, loss
+from contrastkit.methods.base import method_defaults  # noqa: E402
+from contrastkit.run import untrained_scoring_model  # noqa: E402
 
 
 def main() -> None:
@@ -138,12 +106,14 @@ def main() -> None:
     t_start = time.perf_counter()
     splits = load_data("shuttle", {"seed": args.seed, "scaler": args.scaler})
     t_load = time.perf_counter() - t_start
-    cfg = {**defaults, "method": "clan", "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "encoder": args.encoder,
-           "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features, "seed": args.seed,
-           "aug_range": args.aug_range, "aug_low": -args.fixed_range, "aug_high": args.fixed_range,
-           "reduction": args.reduction,
-           "verbose": not args.quiet,
-           "encoder_kwargs": {"width": args.width, "depth": args.depth, "out_dim": args.out_dim}}
+    out = Path(tempfile.mkdtemp(prefix="shuttle-"))
+    cfg = resolve_config({
+        "method": "clan", "data": "shuttle", "out": str(out / "run"), "evaluate": False, "monitor_every": 0,
+        "precision": "fp32", "device": "cpu", "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+        "encoder": args.encoder, "margin": args.margin, "p_f": args.p_f, "aug_min_features": args.min_features,
+        "seed": args.seed, "aug_range": args.aug_range, "aug_low": -args.fixed_range, "aug_high": args.fixed_range,
+        "reduction": args.reduction, "scaler": args.scaler,
+        "encoder_kwargs": {"width": args.width, "depth": args.depth, "out_dim": args.out_dim}})
     n_anom = int(splits.test.y.sum())
     print(f"shuttle: train {len(splits.train)} normal rows; test {len(splits.test)} rows "
           f"({n_anom} anomalies, {n_anom / len(splits.test):.1%}); loaded in {t_load:.1f}s; "
@@ -154,14 +124,16 @@ def main() -> None:
                                           else " U(train min, train max)")
           + f", aug_min_features {cfg['aug_min_features']}, reduction {args.reduction}")
 
-    method, t_train, steps, loss = train_clan(cfg, splits)
-    print(f"trained {steps} steps in {t_train:.1f}s (final loss {loss:.4f})")
+    result = train(cfg, progress=not args.quiet)  # the product's engine, as `contrastkit pretrain` runs it
+    method, t_train = result.method.eval(), result.train_seconds
+    print(f"trained {result.steps} steps in {t_train:.1f}s (run folder {out / 'run'})")
 
     t0 = time.perf_counter()
     # the library's CLAN score: −cos to the normal centroid in the projection's output (method.anomaly_model());
     # "random init" is the same encoder + projection untrained, seeded as the trained one started
     rows = anomaly_protocol(method.anomaly_model(), None, splits, method_name="clan", seed=args.seed,
-                            random_encoder=lambda: untrained_anomaly_model(cfg, splits.info))
+                            random_encoder=lambda: untrained_scoring_model(cfg, splits.info,
+                                                                           method.scoring_head().spec))
     rows[2:2] = anomaly_protocol(method.encoder, None, splits, method_name="clan encoder output", baselines=False)
     t_eval = time.perf_counter() - t0
     print()

@@ -22,11 +22,11 @@ def test_table_with_anomaly_label_is_evaluated_with_the_anomaly_protocol(tmp_pat
     # CLAN is scored in its projection's output space: encoder.pt carries encoder + head for that
     import torch
 
-    from contrastkit.run import load_anomaly_model, load_encoder
+    from contrastkit.run import load_encoder, load_scoring_model
 
     saved = torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)
-    assert any(k.startswith("1.") for k in saved["anomaly_model"])  # Sequential(encoder, head): the head is "1."
-    model = load_anomaly_model(tmp_path / "run")[0]
+    assert saved["scoring_head"]["spec"]["out_dim"] == result.method.cfg["proj_dim"]  # architecture as data
+    model = load_scoring_model(tmp_path / "run")[0]  # rebuilt from encoders + heads, no method involved
     x = result.splits.test.x[:16]
     with torch.no_grad():
         assert torch.allclose(model(x), result.method.anomaly_model().eval()(x), atol=1e-6)

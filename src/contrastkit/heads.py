@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from .errors import ContrastkitError
 
-__all__ = ["ProjectionHead", "PredictionHead", "LinearPredictor", "directpred_weight"]
+__all__ = ["ProjectionHead", "PredictionHead", "LinearPredictor", "build_head", "directpred_weight"]
 
 
 class ProjectionHead(nn.Module):
@@ -56,9 +56,21 @@ class ProjectionHead(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.in_dim = in_dim
         self.out_dim = out_dim
+        # plain values that rebuild this architecture (`build_head`): a run folder stores them with the weights
+        self.spec = {"kind": "mlp", "in_dim": in_dim, "hidden_dim": hidden_dim, "out_dim": out_dim,
+                     "num_layers": num_layers, "batch_norm": batch_norm, "last_bn": last_bn,
+                     "last_bn_affine": last_bn_affine}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+def build_head(spec: dict) -> ProjectionHead:
+    """A freshly initialised head of the architecture `ProjectionHead.spec` describes."""
+    spec = dict(spec)
+    if spec.pop("kind", "mlp") != "mlp":
+        raise ContrastkitError(f"unknown head kind in {spec}; this contrastkit version builds 'mlp' heads")
+    return ProjectionHead(**spec)
 
 
 class PredictionHead(ProjectionHead):

@@ -87,19 +87,19 @@ class RunFolder:
             self._lock = None
 
     def save_encoder(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
-                     anomaly_model: nn.Module | None = None) -> None:
-        save_encoder(self.encoder_path, encoder, info, cfg, anomaly_model)
+                     scoring_head: nn.Module | None = None) -> None:
+        save_encoder(self.encoder_path, encoder, info, cfg, scoring_head)
 
 
 def save_encoder(path: Path, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
-                 anomaly_model: nn.Module | None = None) -> None:
-    """encoder.pt: the encoder's weights, its DataInfo and the run's config; plus the weights of the method's
-    anomaly model (`Method.anomaly_model()`) when that is more than the encoder (CLAN: encoder + projection)."""
+                 scoring_head: nn.Module | None = None) -> None:
+    """encoder.pt: the encoder's weights, its DataInfo and the run's config; plus, when the method scores
+    anomalies after a head (`Method.scoring_head()`, CLAN), that head's architecture (`.spec`) and weights."""
     info_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(info).items()}
     plain_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if not k.startswith("_")}
     payload = {"encoder": encoder.state_dict(), "info": info_dict, "config": plain_cfg}
-    if anomaly_model is not None and anomaly_model is not encoder:
-        payload["anomaly_model"] = anomaly_model.state_dict()
+    if scoring_head is not None:
+        payload["scoring_head"] = {"spec": dict(scoring_head.spec), "state": scoring_head.state_dict()}
     save_atomic(payload, path)
 
 
@@ -118,33 +118,44 @@ def _load_state(run_dir: Path) -> dict[str, Any]:
     return load_checkpoint(run_dir / "encoder.pt")
 
 
-def load_encoder(run_dir: Path) -> tuple[nn.Module, DataInfo, dict[str, Any]]:
-    """The trained encoder (eval mode), the DataInfo it expects and the run's config."""
+def _new_encoder(cfg: dict[str, Any], info: DataInfo) -> nn.Module:
     from .encoders import create_encoder
 
+    return create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
+
+
+def load_encoder(run_dir: Path) -> tuple[nn.Module, DataInfo, dict[str, Any]]:
+    """The trained encoder (eval mode), the DataInfo it expects and the run's config."""
     state = _load_state(run_dir)
     info, cfg = info_from_dict(state["info"]), state["config"]
-    encoder = create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
+    encoder = _new_encoder(cfg, info)
     encoder.load_state_dict(state["encoder"])
     return encoder.eval(), info, cfg
 
 
-def untrained_anomaly_model(cfg: dict[str, Any], info: DataInfo) -> nn.Module:
-    """The run's anomaly model (`Method.anomaly_model()`) freshly initialised from the global RNG."""
-    from .methods import create_method
+def untrained_scoring_model(cfg: dict[str, Any], info: DataInfo, head_spec: dict | None = None) -> nn.Module:
+    """A freshly initialised model of the scoring architecture (encoder [+ head]), from the global RNG."""
+    encoder = _new_encoder(cfg, info)
+    if head_spec is None:
+        return encoder
+    from .heads import build_head
 
-    return create_method(cfg, info).anomaly_model()
+    return nn.Sequential(encoder, build_head(head_spec))
 
 
-def load_anomaly_model(run_dir: Path) -> tuple[nn.Module, DataInfo, dict[str, Any]]:
-    """The module the anomaly protocol scores (eval mode): the encoder, or what the method saved instead."""
+def load_scoring_model(run_dir: Path) -> tuple[nn.Module, DataInfo, dict[str, Any], dict | None]:
+    """The module the anomaly protocol scores (eval mode): the encoder, or encoder + the saved scoring head;
+    also returns the head's spec (None without one) for building an untrained copy."""
     state = _load_state(run_dir)
-    if "anomaly_model" not in state:
-        return load_encoder(run_dir)
     info, cfg = info_from_dict(state["info"]), state["config"]
-    model = untrained_anomaly_model(cfg, info)
-    model.load_state_dict(state["anomaly_model"])
-    return model.eval(), info, cfg
+    head = state.get("scoring_head")
+    model = untrained_scoring_model(cfg, info, head["spec"] if head else None)
+    if head:
+        model[0].load_state_dict(state["encoder"])
+        model[1].load_state_dict(head["state"])
+    else:
+        model.load_state_dict(state["encoder"])
+    return model.eval(), info, cfg, head["spec"] if head else None
 
 
 def load_config(run_dir: Path) -> dict[str, Any]:

@@ -12,21 +12,37 @@ import torch
 from ..errors import ContrastkitError
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: a crash never leaves a torn file."""
+def _write_atomic(path: Path, write) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: a crash never leaves a torn file,
+    and a full disk or a read-only folder leaves the previous file intact (one clear error)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ContrastkitError(f"cannot write {path}: {e.strerror}; free space or choose a writable --out") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ContrastkitError(f"cannot write {path}: {e.strerror}; the previous file is intact; free space "
+                                   "or choose a writable --out") from None
         raise
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save(obj) to `path` atomically (see `_write_atomic`)."""
+    _write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

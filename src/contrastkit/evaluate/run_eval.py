@@ -33,13 +33,13 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
         raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
     encoder, info, cfg, splits, preprocess = _open(Path(run), data)
     if "anomaly" in protocols:
-        from ..run import load_anomaly_model, untrained_anomaly_model
+        from ..run import load_scoring_model, untrained_scoring_model
         from .anomaly_protocol import anomaly_protocol
 
-        model = load_anomaly_model(Path(run))[0]
+        model, _, _, head_spec = load_scoring_model(Path(run))
         rows = anomaly_protocol(model, preprocess, splits, method_name=str(cfg.get("method", "encoder")),
                                 seed=int(cfg.get("seed", 0)),  # anomaly_protocol seeds the untrained copy with it
-                                random_encoder=lambda: untrained_anomaly_model(cfg, info))
+                                random_encoder=lambda: untrained_scoring_model(cfg, info, head_spec))
         protocols = [p for p in protocols if p != "anomaly"]
     else:
         rows = []
@@ -92,7 +92,7 @@ def embed_to_file(run: Path, data: str, out: Path, split: str = "test") -> int:
 
 
 def regenerate_report(run: Path) -> Path:
-    from ..api import write_run_report
+    from .pipeline import write_run_report
 
     run = Path(run)
     encoder, info, cfg, splits, preprocess = _open(run, None)

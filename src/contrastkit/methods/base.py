@@ -57,10 +57,16 @@ class Method(nn.Module):
         """Optimizer parameter groups; override to exclude targets or set per-group lr."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
+    def scoring_head(self) -> nn.Module | None:
+        """A head (with `.spec`, see heads.ProjectionHead) whose output the anomaly protocol scores instead
+        of the encoder's, when the method's objective shapes that space for the score (CLAN). Default: none."""
+        return None
+
     def anomaly_model(self) -> nn.Module:
-        """The module whose output the anomaly protocol scores (−cos to the normal centroid). The encoder,
-        unless the method's objective shapes a head's output space for that score (CLAN)."""
-        return self.encoder
+        """The module whose output the anomaly protocol scores (−cos to the normal centroid): the encoder,
+        followed by `scoring_head()` when the method has one."""
+        head = self.scoring_head()
+        return self.encoder if head is None else nn.Sequential(self.encoder, head)
 
 
 def method_defaults(name: str) -> dict[str, Any]:

@@ -63,8 +63,7 @@ from .base import Method, register_method
 def _head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Module:
     if num_layers <= 0:
         return nn.Identity()
-    if num_layers == 1:
-        return nn.Linear(in_dim, out_dim)
+    # one layer is a plain Linear(in_dim, out_dim) with bias
     return ProjectionHead(in_dim, hidden_dim, out_dim, num_layers=num_layers, batch_norm=False)
 
 
@@ -139,11 +138,11 @@ class CLAN(Method):
                                 reduction=self.reduction)
         return {"loss": loss, "l_sim": parts["sim"], "l_dis": parts["dis"], "frac_neg": parts["frac_active_neg"]}
 
-    def anomaly_model(self) -> nn.Module:
-        """Encoder + projection: the loss pulls normal rows together and pushes negatives past the margin in
-        the projection's output, and the reference scores there; on shuttle it is the higher and steadier of
-        the two scores (bench/shuttle.py)."""
-        return nn.Sequential(self.encoder, self.head)
+    def scoring_head(self) -> nn.Module | None:
+        """The projection, scored after the encoder: the loss pulls normal rows together and pushes negatives
+        past the margin in the projection's output, and the reference scores there; on shuttle it is the higher
+        and steadier of the two scores (bench/shuttle.py)."""
+        return None if isinstance(self.head, nn.Identity) else self.head
 
     @staticmethod
     @torch.no_grad()
