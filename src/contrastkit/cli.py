@@ -62,8 +62,9 @@ def _cell(column: str, value: Any) -> str:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def pretrain(
     ctx: typer.Context,
-    method: str = typer.Option("simclr", help="method name (see `contrastkit methods`)"),
-    data: str = typer.Option("fashion-mnist", help="built-in data set name or a path"),
+    # None = not given: a --config file or a resumed run's config.yaml keeps its own value
+    method: Optional[str] = typer.Option(None, help="method name (see `contrastkit methods`) [default: simclr]"),
+    data: Optional[str] = typer.Option(None, help="built-in data set name or a path [default: fashion-mnist]"),
     data_dir: Optional[str] = typer.Option(None, help="folder holding the built-in data set's files"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs (default: the method's)"),
     minutes: Optional[float] = typer.Option(None, help="wall-clock training budget; overrides --epochs"),
