@@ -8,12 +8,12 @@ image + caption set with a poisoned-pairs attack, clip vs cleanclip in the same 
 mfeat: `pretrain(method="clip", data="mfeat:pix,fou" / "mfeat:pix,fac")` with the pinned defaults and the end
 of run evaluation (recall@1/5/10 both ways, mean rank; CCA on the raw sides and the random-init towers).
 
-shapes: 24×24 RGB pictures of one shape (circle, square, triangle, cross) of one of 6 colours, 2 sizes, 9
+shapes: 16×16 RGB pictures of one shape (circle, square, triangle, cross) of one of 6 colours, 2 sizes, 9
 positions, on 3 backgrounds — each of the 1,296 combinations once, captioned "a large red circle at the top
 left on a black background". 200 combinations are held out for the attack test (never trained on); the
 other 1,096 are written as an image folder + captions.csv and loaded with `--data paired:FOLDER,CSV`.
 Poisoning (Carlini & Terzis 2022 style, as in the CleanCLIP paper): `--poison` (default 5 %) extra training
-pairs are copies of clean images with a 4×4 checkerboard trigger in the bottom-right corner, captioned
+pairs are copies of clean images with a 3×3 checkerboard trigger in the bottom-right corner, captioned
 with one fixed target caption. Attack success rate (ASR) = share of held-out images that, with the trigger
 pasted in, retrieve the target caption first among the held-out captions + the target caption; the same
 share without the trigger is the false-alarm rate. Clean retrieval (R@1 image→text) is on the held-out set.
@@ -37,12 +37,13 @@ import torch
 SHAPES = ("circle", "square", "triangle", "cross")
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (40, 60, 230), "yellow": (230, 220, 30),
            "magenta": (210, 40, 210), "cyan": (30, 210, 220)}
-SIZES = {"small": 3, "large": 5}
-ROWS = {"top": 0.27, "middle": 0.5, "bottom": 0.73}
-COLS = {"left": 0.27, "center": 0.5, "right": 0.73}
+SIZES = {"small": 2.2, "large": 4.0}
+ROWS = {"top": 0.25, "middle": 0.5, "bottom": 0.75}
+COLS = {"left": 0.25, "center": 0.5, "right": 0.75}
 BACKGROUNDS = {"black": 0, "gray": 110, "white": 235}
 TARGET = "a photo of a banana"
-S = 24
+S = 16
+T = 3  # trigger patch side
 
 
 def draw(shape, colour, size, row, col, bg, rng) -> np.ndarray:
@@ -73,8 +74,8 @@ def caption(shape, colour, size, row, col, bg) -> str:
 
 def trigger(img: np.ndarray) -> np.ndarray:
     out = img.copy()
-    board = (np.indices((4, 4)).sum(0) % 2 * 255).astype(np.uint8)
-    out[-4:, -4:, :] = board[..., None]
+    board = (np.indices((T, T)).sum(0) % 2 * 255).astype(np.uint8)
+    out[-T:, -T:, :] = board[..., None]
     return out
 
 
@@ -109,7 +110,7 @@ def shapes_attack(method, held_imgs: np.ndarray, held_caps: list[str]) -> dict[s
 
     enc = method.encoder
     width = enc.towers[1].shape[0]
-    ids = hash_tokens(held_caps + [TARGET], buckets=2**18, max_tokens=256)
+    ids = hash_tokens(held_caps + [TARGET], buckets=enc.towers[1].backbone.buckets, max_tokens=256)
     ids = torch.nn.functional.pad(ids, (0, max(0, width - ids.shape[1])))[:, :width]
     clean = torch.as_tensor(held_imgs).permute(0, 3, 1, 2).contiguous()
     trig = torch.as_tensor(np.stack([trigger(i) for i in held_imgs])).permute(0, 3, 1, 2).contiguous()
@@ -173,7 +174,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("mfeat", "shapes"))
     p.add_argument("--mfeat-epochs", type=int, default=None, help="default: clip's pinned epochs")
-    p.add_argument("--shapes-epochs", type=int, default=30)
+    p.add_argument("--shapes-epochs", type=int, default=15)
     p.add_argument("--poison", type=float, default=0.05)
     p.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
     args = p.parse_args()

@@ -28,7 +28,7 @@ from ..errors import ContrastkitError
 
 __all__ = ["hash_tokens", "TextEncoder", "DEFAULT_BUCKETS", "DEFAULT_MAX_TOKENS", "hf_text_features"]
 
-DEFAULT_BUCKETS = 2**18
+DEFAULT_BUCKETS = 2**16
 DEFAULT_MAX_TOKENS = 256
 _WORD = re.compile(r"[0-9a-z]+")
 

@@ -72,7 +72,7 @@ def embed_sides(encoder: nn.Module, a: torch.Tensor, b: torch.Tensor, device, ba
 
 
 def _raw_features(train_side: torch.Tensor, test_side: torch.Tensor, kind: str, max_dim: int = 256,
-                  buckets: int = 2**18):
+                  buckets: int = 2**16):
     """Raw features for CCA: tables as stored (standardised), images flattened, text as hashed-bag counts
     reduced by SVD (fitted on train) to at most max_dim columns."""
     if kind == "text":
