@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.heads import directpred_weight
-from contrastkit.methods.byol import byol_loss
-from contrastkit.methods.simsiam import simsiam_loss
+from contrastkit.objectives import byol_loss, simsiam_loss
 from test_moco_helpers import batch_of, gen, make_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

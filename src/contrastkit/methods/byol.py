@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..core.ema import cosine_momentum, ema_update, frozen_copy
 from ..data.base import Batch, Dataset
 from ..errors import ContrastkitError
 from ..heads import PredictionHead, ProjectionHead
-from ..core.ema import cosine_momentum, ema_update, frozen_copy
+from ..objectives.regression import byol_loss
 from ..views import create_views
 from .base import Method, register_method
 
@@ -38,11 +39,6 @@ BYOL_DEFAULTS: dict[str, Any] = {
     "lr": 0.12,
     "weight_decay": 5e-4,
 }
-
-
-def byol_loss(p: Tensor, z: Tensor) -> Tensor:
-    """Mean over the batch of ‖p̂ − ẑ‖² = 2 − 2 cos(p, z), with z detached; fp32."""
-    return (2 - 2 * F.cosine_similarity(p.float(), z.detach().float(), dim=1)).mean()
 
 
 @register_method("byol")

@@ -22,13 +22,9 @@ from torch import Tensor
 
 from ..data.base import Batch, Dataset
 from ..heads import PredictionHead, ProjectionHead
+from ..objectives.regression import simsiam_loss
 from ..views import create_views
 from .base import Method, register_method
-
-
-def simsiam_loss(p: Tensor, z: Tensor) -> Tensor:
-    """D(p, z) = −cos(p, sg z), mean over the batch, fp32."""
-    return -F.cosine_similarity(p.float(), z.detach().float(), dim=1).mean()
 
 
 @register_method("simsiam")
