@@ -35,7 +35,7 @@ def test_two_npy_files_and_the_packed_x(tmp_path):
     assert isinstance(batch.x, tuple) and batch.x[0].shape == (2, 5) and batch.x[1].shape == (2, 3)
     # the training split is standardised with its own statistics
     assert torch.allclose(s.train.a.mean(0), torch.zeros(5), atol=1e-5)
-    enc = create_encoder("paired", s.info, width=8, depth=1, out_dim=4, embed_dim=3)
+    enc = create_encoder("paired", s.info, width=8, depth=1, out_dim=4, embed_dim=3).eval()
     packed, pair = enc(s.test.x), enc((s.test.a, s.test.b))
     assert packed.shape == (4, 6) and torch.allclose(packed, pair)
     moved = s.train.to("cpu")
