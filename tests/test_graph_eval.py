@@ -1,0 +1,77 @@
+"""Graph evaluation: clustering metrics on known labelings, the node split, spectral clustering, the table."""
+
+import numpy as np
+import pytest
+import torch
+
+from contrastkit.data.graph import graph_splits
+from contrastkit.encoders import create_encoder
+from contrastkit.evaluate.cluster import cluster_scores, clustering_accuracy
+from contrastkit.evaluate.graph import _scores_from_labels, graph_evaluation, node_split, spectral_labels
+from contrastkit.evaluate.protocol import EVALUATIONS
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]
+
+
+def test_metrics_on_known_labelings():
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    renamed = np.array([2, 2, 2, 0, 0, 0, 1, 1, 1])  # a perfect clustering under other names
+    assert _scores_from_labels(y, renamed) == pytest.approx({"acc": 1.0, "nmi": 1.0, "ari": 1.0})
+    one_wrong = np.array([2, 2, 0, 0, 0, 0, 1, 1, 1])
+    assert clustering_accuracy(y, one_wrong) == pytest.approx(8 / 9)
+    # everything in one cluster: ACC = largest class share, NMI = ARI = 0
+    s = _scores_from_labels(y, np.zeros(9, dtype=int))
+    assert s["acc"] == pytest.approx(1 / 3) and s["nmi"] == pytest.approx(0.0) and s["ari"] == pytest.approx(0.0)
+    # hand-computed: contingency [[2,1],[0,3]] → Hungarian picks 2 + 3
+    assert clustering_accuracy([0, 0, 0, 1, 1, 1], [5, 5, 7, 7, 7, 7]) == pytest.approx(5 / 6)
+
+
+def test_node_split_is_stratified_seeded_and_disjoint():
+    y = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    tr, te = node_split(y, seed=0)
+    assert set(tr).isdisjoint(te) and len(tr) + len(te) == len(y)
+    assert sorted(np.bincount(y[tr], minlength=3).tolist()) == [1, 2, 5]
+    assert np.array_equal(node_split(y, seed=0)[0], tr)
+
+
+def two_blocks(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    edges = [(i, j) for i in range(n) for j in range(i + 1, n) if (i < half) == (j < half) and rng.random() < 0.5]
+    edges.append((0, n - 1))
+    y = np.array([0] * half + [1] * (n - half))
+    x = rng.normal(size=(n, 4)).astype(np.float32) + y[:, None]
+    return x, np.array(edges), y
+
+
+def test_spectral_recovers_two_communities():
+    x, edges, y = two_blocks()
+    s = graph_splits("g", x, edges, y)
+    pred = spectral_labels(s.train.edge_index, s.train.edge_weight, 30, 2)
+    assert _scores_from_labels(y, pred)["acc"] == 1.0
+
+
+def test_graph_evaluation_table_schema_and_baselines():
+    x, edges, y = two_blocks()
+    s = graph_splits("g", x, edges, y, cfg={"graph_smooth": 2})
+    assert EVALUATIONS.get("graph") is graph_evaluation
+
+    def make():
+        torch.manual_seed(0)
+        return create_encoder("mlp", s.info, width=16, depth=1, out_dim=8)
+
+    rows, extra = graph_evaluation(make(), make, s, torch.device("cpu"), {"seed": 0})
+    by = {r["metric"]: r for r in rows}
+    assert list(by) == ["clustering ACC", "clustering NMI", "clustering ARI", "node classification (linear probe)"]
+    assert set(by["clustering ACC"]) == {"metric", "encoder", "random init", "raw features", "smoothed features",
+                                        "spectral"}
+    assert "spectral" not in by["node classification (linear probe)"]
+    assert by["clustering ACC"]["spectral"] == 1.0
+    # smoothing over two communities makes k-means on the smoothed features near-perfect
+    assert by["clustering ACC"]["smoothed features"] >= by["clustering ACC"]["raw features"]
+    assert extra["test_emb"].shape == (30, 8) and "spectral" in extra["timings"]
+    expected = cluster_scores(extra["test_emb"], y, 2, seed=0, n_init=10)
+    assert by["clustering NMI"]["encoder"] == pytest.approx(expected["nmi"])
+    s_nolabels = graph_splits("g", x, edges)
+    rows, extra = graph_evaluation(make(), make, s_nolabels, torch.device("cpu"), {"seed": 0})
+    assert rows == [] and extra["test_emb"].shape == (30, 8)
