@@ -443,3 +443,72 @@ def test_property_any_table_loads_or_fails_clearly(tmp_path_factory, cols, imput
     import torch
 
     assert torch.isfinite(s.train.x).all() and torch.isfinite(s.test.x).all()
+
+
+# ========================================================================== through the real CLI (≤ 8 runs)
+
+def _cli_cases(tmp: Path) -> dict[str, tuple[str, str]]:
+    """name → (path of a bad --data, a word the one-line error must contain)."""
+    (tmp / "empty.npy").write_bytes(b"")
+    np.savez(tmp / "neg_labels.npz", x=np.zeros((10, 4, 4), np.uint8), y=np.arange(10) - 3)
+    np.savez(tmp / "huge_labels.npz", x=np.zeros((10, 4, 4), np.uint8), y=np.full(10, 10**12))
+    np.savez(tmp / "short_labels.npz", x=np.zeros((10, 4, 4), np.uint8), y=np.arange(7))
+    (tmp / "big.csv").write_text("a,huge\n" + _rows(12, lambda i: f"{i},{'1e308' if i % 2 else i}"))
+    (tmp / "dates.csv").write_text("a,when\n" + _rows(12, lambda i: f"{i * 0.3},2024-02-{i + 1:02d}"))
+    (tmp / "dup.csv").write_text("a,b,a\n" + _rows(12, lambda i: f"{i},{i % 5},{i % 3}"))
+    bad = tmp / "m[" / "x]"  # the path holds "[/x]" (Rich markup): the error printer must print it verbatim
+    bad.mkdir(parents=True)
+    for i in range(3):
+        (bad / f"{i}.png").write_bytes(b"")
+    return {
+        "empty_npy": (str(tmp / "empty.npy"), "empty"),
+        "negative_labels": (str(tmp / "neg_labels.npz"), "negative"),
+        "huge_labels": (str(tmp / "huge_labels.npz"), "renumber"),
+        "label_length": (str(tmp / "short_labels.npz"), "7 values"),
+        "csv_1e308": (str(tmp / "big.csv"), "'huge'"),
+        "csv_dates": (str(tmp / "dates.csv"), "drop_columns"),
+        "csv_duplicate_header": (str(tmp / "dup.csv"), "duplicate"),
+        "markup_in_message": (str(bad), "[/x]"),
+    }
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """Start every CLI case at once (each is mostly interpreter + torch import), then collect them."""
+    tmp = tmp_path_factory.mktemp("cli")
+    env = {**os.environ, "COLUMNS": "80", "OMP_NUM_THREADS": "1"}
+    procs = {}
+    for name, (data, word) in _cli_cases(tmp).items():
+        if name not in CLI_CASES:  # the others are checked on the loaders (each CLI run costs ~3 CPU-seconds)
+            continue
+        out = tmp / f"run-{name}"
+        procs[name] = (subprocess.Popen([CLI, "pretrain", "--data", data, "--epochs", "1", "--evaluate", "false",
+                                         "--out", str(out), "--no-progress"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, env=env), word, out)
+    results = {}
+    for name, (proc, word, out) in procs.items():
+        text, _ = proc.communicate(timeout=300)
+        results[name] = (proc.returncode, text.strip(), word, out)
+    return results
+
+
+CLI_CASES = ["empty_npy", "huge_labels", "label_length", "csv_1e308", "csv_dates", "markup_in_message"]
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_cli_bad_data_is_one_clear_line_exit_2(cli_runs, case):
+    code, text, word, out = cli_runs[case]
+    TALLY["cases"] += 1
+    if "Traceback" in text:
+        TALLY["tracebacks"] += 1
+    assert code == 2, text
+    assert "Traceback" not in text and len(text.splitlines()) == 1, text
+    assert text.startswith("error:") and word.lower() in text.lower(), text
+    assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.iterdir())
+    TALLY["clear errors"] += 1
+
+
+def test_zz_tally():
+    """Print what the suite tried (pytest -s shows it)."""
+    print(f"\nhostile inputs: {dict(TALLY)}")
+    assert TALLY["tracebacks"] == 0

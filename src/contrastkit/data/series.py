@@ -41,6 +41,7 @@ training series, non-finite values. (T shorter than a crop is reported by the vi
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -245,8 +246,12 @@ def is_series_array(x: np.ndarray, has_lengths: bool = False) -> bool:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    if path.stat().st_size == 0:
+        raise ContrastkitError(f"cannot read {path}: the file is empty (0 bytes); save the array again")
     try:
         loaded = np.load(path, allow_pickle=False)
+    except (EOFError, pickle.UnpicklingError) as e:  # truncated file, or bytes that are not numpy at all
+        raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npy/.npz file?") from None
     except ValueError as e:
         if "allow_pickle" not in str(e):
             raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npy/.npz file?")
@@ -263,7 +268,10 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npy/.npz file?")
     if isinstance(loaded, np.ndarray):
         return {"x": loaded}
-    return {k: loaded[k] for k in loaded.files}
+    try:
+        return {k: loaded[k] for k in loaded.files}
+    except Exception as e:  # noqa: BLE001 - a corrupt or truncated member of the .npz archive
+        raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npz file?") from None
 
 
 def load_series_arrays(path: Path, cfg: dict[str, Any], arrays: Optional[dict] = None) -> DataSplits:
