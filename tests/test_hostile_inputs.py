@@ -103,6 +103,10 @@ def test_ctrl_c_prints_the_resume_hint_and_exits_130(monkeypatch, capsys):
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+# reproducible (derandomized) and no example database written into the checkout
+HYPOTHESIS = dict(deadline=None, database=None, derandomize=True,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+
 
 def _png(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
     from PIL import Image
@@ -230,7 +234,7 @@ def test_mixed_sizes_are_resized_to_the_first(tmp_path):
 _MODES = st.sampled_from(["L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "1", "zero", "junk", "trunc"])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, **HYPOTHESIS)
 @given(modes=st.lists(_MODES, min_size=1, max_size=6), sizes=st.lists(st.integers(1, 9), min_size=2, max_size=2))
 def test_property_any_folder_loads_or_fails_clearly(tmp_path_factory, modes, sizes):
     """Whatever mix of modes and broken files: uint8 (N, 1|3, H, W) with RGB iff any colour file, or a clear
@@ -340,7 +344,7 @@ def test_float_and_bool_labels(tmp_path):
 _DTYPES = st.sampled_from(["uint8", "float32", "float64", "int16", "bool", "complex64", "U3", "int64"])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, **HYPOTHESIS)
 @given(shape=st.lists(st.integers(0, 5), min_size=0, max_size=5), dtype=_DTYPES,
        fill=st.sampled_from([0.0, 0.5, 1.0, 200.0, 300.0, -1.0, float("nan"), float("inf")]))
 def test_property_any_array_loads_or_fails_clearly(tmp_path_factory, shape, dtype, fill):
@@ -423,7 +427,7 @@ _CELLS = st.sampled_from(["1", "2.5", "-3", "", "nan", "inf", "-inf", "1e308", "
                           "10:30", "\"x,y\"", "1e-300", "0x1F", "True", "😀", "[/x]"])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, **HYPOTHESIS)
 @given(cols=st.lists(st.lists(_CELLS, min_size=6, max_size=6), min_size=1, max_size=4),
        impute=st.booleans(), scaler=st.sampled_from(["standard", "quantile"]))
 def test_property_any_table_loads_or_fails_clearly(tmp_path_factory, cols, impute, scaler):
