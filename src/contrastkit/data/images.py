@@ -158,6 +158,8 @@ def _as_uint8(img) -> np.ndarray:
     if mode == "RGB":
         return np.asarray(img, dtype=np.uint8)
     try:  # RGBA, RGBX, RGBa, P, PA, CMYK, YCbCr, LAB, HSV, ...
+        if mode in ("P", "PA"):  # via RGBA: Pillow warns when a palette with transparency goes straight to RGB
+            img = img.convert("RGBA")
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (ValueError, OSError) as e:
         raise _Unsupported(f"mode {mode} cannot be converted to RGB ({e})") from e
