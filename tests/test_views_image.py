@@ -639,3 +639,17 @@ def test_batched_views_match_reference_pipeline_distribution(shape, n_img, reps,
             continue
         p = stats.ks_2samp(so[key], st[key]).pvalue
         assert p > 1e-3, (key, p, so[key].mean(), st[key].mean())
+
+
+def test_views_run_in_fp32_under_bf16_autocast():
+    """Blur (a conv) under the step's autocast used to return bf16 into a float batch: a crash on 64 px images."""
+    from contrastkit.data.base import DataInfo
+    from contrastkit.views.image import image_views
+
+    info = DataInfo("rgb64", "image", (3, 64, 64), mean=(0.5,) * 3, std=(0.25,) * 3)
+    views = image_views(info, {"blur_p": 0.5}, view=1)
+    x = torch.randint(0, 256, (16, 3, 64, 64), dtype=torch.uint8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = views(x, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32
+    assert torch.equal(out, views(x, torch.Generator().manual_seed(0)))

@@ -220,6 +220,12 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
                 if step == crash_at and crash_rank in (-1, rank):
                     os._exit(137)
                 dt = time.perf_counter() - t0
+                # the budget may move the end (or make this step the last) before this step is logged
+                first_plan = not planner.planned
+                new_total = planner.update(step, elapsed_before + time.perf_counter() - start_time, total_steps)
+                if first_plan and planner.planned:
+                    warmup = warmup_steps(plan, steps_per_epoch, new_total)
+                total_steps = new_total
                 ips = 0.9 * ips + 0.1 * (batch_size / dt) if ips else batch_size / dt
                 info = StepInfo(step=step, total_steps=total_steps, epoch=epoch + (i + 1) / steps_per_epoch,
                                 loss=float(loss.detach()), lr=lr, samples_per_s=ips,
@@ -237,11 +243,6 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
                     saved_at = step
                 for cb in callbacks:
                     cb.on_step(info)
-                first_plan = not planner.planned
-                new_total = planner.update(step, elapsed_before + time.perf_counter() - start_time, total_steps)
-                if first_plan and planner.planned:
-                    warmup = warmup_steps(plan, steps_per_epoch, new_total)
-                total_steps = new_total
                 if (checkpointer is not None and plan.checkpoint_every > 0 and step % plan.checkpoint_every == 0
                         and i + 1 < steps_per_epoch and saved_at != step):
                     checkpointer.save(method, optimizer, loop_state(i + 1, view_gen))

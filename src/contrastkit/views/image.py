@@ -347,6 +347,12 @@ class ImageViews(_Normalize):
         return self.normalize_(y)
 
     def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        # views are computed in fp32 whatever the step's autocast (the blur's conv would otherwise come back
+        # in bf16 and mix dtypes); the encoder casts their output itself
+        with torch.autocast(x.device.type, enabled=False):
+            return self._views(x, generator)
+
+    def _views(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ContrastkitError(
                 f"image views expect a batch (B, {self.channels}, H, W); "
