@@ -17,6 +17,8 @@ pairs are copies of clean images with a 3×3 checkerboard trigger in the bottom-
 with one fixed target caption. Attack success rate (ASR) = share of held-out images that, with the trigger
 pasted in, retrieve the target caption first among the held-out captions + the target caption; the same
 share without the trigger is the false-alarm rate. Clean retrieval (R@1 image→text) is on the held-out set.
+Four models in one run: clip and cleanclip pretrained on the poisoned set, and — the paper's protocol —
+the poisoned clip model fine-tuned on the clean pairs only (`init_from`) with clip or with cleanclip.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def trigger(img: np.ndarray) -> np.ndarray:
 
 
 def make_shapes(root: Path, poison: float, seed: int = 0):
-    """Writes root/images/*.png + root/captions.csv; returns the held-out (images uint8 NCHW, captions)."""
+    """root/images + root/captions.csv (clean + poisoned pairs), root/clean + root/clean.csv (clean only);
+    returns the held-out (images uint8 NHWC, captions) and the number of poisoned pairs."""
     from PIL import Image
     import pandas as pd
 
@@ -89,11 +92,14 @@ def make_shapes(root: Path, poison: float, seed: int = 0):
     order = rng.permutation(len(combos))
     held, train = [combos[i] for i in order[:200]], [combos[i] for i in order[200:]]
     (root / "images").mkdir(parents=True)
+    (root / "clean").mkdir()
     rows = []
     for i, c in enumerate(train):
-        img = draw(*c, rng)
-        Image.fromarray(img).save(root / "images" / f"s{i:04d}.png")
+        img = Image.fromarray(draw(*c, rng))
+        img.save(root / "images" / f"s{i:04d}.png")
+        img.save(root / "clean" / f"s{i:04d}.png")
         rows.append((f"s{i:04d}.png", caption(*c)))
+    pd.DataFrame(rows, columns=["file", "caption"]).to_csv(root / "clean.csv", index=False)
     n_poison = int(round(poison * len(train)))
     for k, i in enumerate(rng.choice(len(train), n_poison, replace=False)):
         img = trigger(draw(*train[i], rng))
@@ -145,26 +151,35 @@ def run_mfeat(views: str, epochs: int | None, out: Path) -> None:
         print(f"{r['metric']:22s} {' '.join(cells)}")
 
 
-def run_shapes(epochs: int, poison: float, out: Path) -> None:
+def run_shapes(epochs: int, ft_epochs: int, poison: float, out: Path) -> None:
+    """Poisoned pretraining with clip and with cleanclip; then the paper's protocol: the poisoned clip model
+    fine-tuned on clean pairs with clip or with cleanclip (lr 3e-4)."""
     from contrastkit.api import pretrain
 
     root = Path(tempfile.mkdtemp(prefix="shapes-"))
     try:
         held_imgs, held_caps, n_poison = make_shapes(root, poison)
-        data = f"paired:{root / 'images'},{root / 'captions.csv'}"
+        poisoned = f"paired:{root / 'images'},{root / 'captions.csv'}"
+        clean = f"paired:{root / 'clean'},{root / 'clean.csv'}"
+        plan = [("clip", "clip", poisoned, epochs, {}),
+                ("cleanclip", "cleanclip", poisoned, epochs, {}),
+                ("clip → clip ft", "clip", clean, ft_epochs, {"init_from": str(out / "shapes-clip"), "lr": 3e-4}),
+                ("clip → cleanclip ft", "cleanclip", clean, ft_epochs,
+                 {"init_from": str(out / "shapes-clip"), "lr": 3e-4})]
         table = {}
-        for method in ("clip", "cleanclip"):
+        for label, method, data, n_epochs, extra in plan:
             t0 = time.perf_counter()
-            result = pretrain(method=method, data=data, epochs=epochs, out=str(out / f"shapes-{method}"),
-                              progress=False, monitor_every=0, evaluate=False)
-            table[method] = {**shapes_attack(result.method, held_imgs, held_caps),
-                             "train seconds": result.train_seconds, "wall seconds": time.perf_counter() - t0}
-        print(f"\nshapes image+caption, {n_poison} poisoned of {1096 + n_poison} training pairs, held-out 200, "
-              f"{epochs} epochs")
-        print(f"{'metric':34s} {'clip':>9s} {'cleanclip':>9s}")
+            name = "shapes-" + label.replace(" → ", "-").replace(" ", "-")
+            result = pretrain(method=method, data=data, epochs=n_epochs, out=str(out / name), progress=False,
+                              monitor_every=0, evaluate=False, **extra)
+            table[label] = {**shapes_attack(result.method, held_imgs, held_caps),
+                            "train seconds": result.train_seconds, "wall seconds": time.perf_counter() - t0}
+        print(f"\nshapes image+caption: {n_poison} poisoned of {1096 + n_poison} training pairs, 200 held out; "
+              f"pretraining {epochs} epochs, clean fine-tuning {ft_epochs} epochs")
+        print(f"{'metric':32s} " + " ".join(f"{k:>20s}" for k in table))
         for k in table["clip"]:
-            cells = [f"{table[m][k]:9.1f}" if "seconds" in k else f"{100 * table[m][k]:8.1f}%" for m in table]
-            print(f"{k:34s} {' '.join(cells)}")
+            cells = [f"{table[m][k]:20.1f}" if "seconds" in k else f"{100 * table[m][k]:19.1f}%" for m in table]
+            print(f"{k:32s} {' '.join(cells)}")
         (out / "shapes.json").write_text(json.dumps(table, indent=2))
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -174,7 +189,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("mfeat", "shapes"))
     p.add_argument("--mfeat-epochs", type=int, default=None, help="default: clip's pinned epochs")
-    p.add_argument("--shapes-epochs", type=int, default=15)
+    p.add_argument("--shapes-epochs", type=int, default=10)
+    p.add_argument("--ft-epochs", type=int, default=5, help="clean fine-tuning epochs (CleanCLIP protocol)")
     p.add_argument("--poison", type=float, default=0.05)
     p.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
     args = p.parse_args()
@@ -183,7 +199,7 @@ def main() -> None:
         run_mfeat("pix,fou", args.mfeat_epochs, out)
         run_mfeat("pix,fac", args.mfeat_epochs, out)
     if args.only in (None, "shapes"):
-        run_shapes(args.shapes_epochs, args.poison, out)
+        run_shapes(args.shapes_epochs, args.ft_epochs, args.poison, out)
     print(f"\nrun folders: {out}")
 
 

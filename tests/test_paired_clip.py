@@ -60,7 +60,7 @@ def _tiny_pairs(n=48, seed=0, kinds=("table", "table")):
 def _method(name="clip", **kw):
     splits = _tiny_pairs()
     cfg = resolve_config({"method": name, "data": "mfeat", "encoder_kwargs": {"width": 16, "depth": 1,
-                          "out_dim": 8, "embed_dim": 6}, **kw})
+                          "out_dim": 8, "embed_dim": 6, "dropout": 0.0}, **kw})
     torch.manual_seed(0)
     return create_method(cfg, splits.info, splits.train), splits
 
@@ -166,3 +166,29 @@ def test_two_gloo_ranks_match_one_process_on_the_concatenated_batch():
     for key in single:
         assert torch.equal(r0[key], r1[key]), key  # every rank holds the global value / averaged gradient
         assert torch.allclose(r0[key], single[key], atol=1e-5, rtol=1e-4), (key, (r0[key] - single[key]).abs().max())
+
+
+def test_cleanclip_on_images_and_captions_and_init_from(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, size=(24, 3, 12, 12), dtype=np.uint8)
+    caps = [f"a {c} thing number {i}" for i, c in enumerate(["red", "green", "blue"] * 8)]
+    splits = paired_splits("pics", RawSide("pics", "image", imgs), RawSide("caps", "text", caps), None, {})
+    cfg = resolve_config({"method": "cleanclip", "data": "mfeat", "encoder_kwargs": {"embed_dim": 8}})
+    torch.manual_seed(0)
+    method = create_method(cfg, splits.info, splits.train)
+    out = method.training_step(splits.train.batch(torch.arange(8)), torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and out["inmodal"] > 0
+    from contrastkit.methods.clip import TokenDropout
+
+    ids = splits.train.b[:4]
+    dropped = TokenDropout(0.9)(ids, torch.Generator().manual_seed(0))
+    assert ((dropped == ids) | (dropped == 0)).all() and (dropped != 0).any(1).all()
+    # init_from: a run folder's towers are loaded
+    from contrastkit.run import save_encoder
+
+    save_encoder(tmp_path / "encoder.pt", method.encoder, splits.info, cfg)
+    torch.manual_seed(1)
+    again = create_method({**cfg, "init_from": str(tmp_path)}, splits.info, splits.train)
+    for (k, v), w in zip(method.encoder.state_dict().items(), again.encoder.state_dict().values()):
+        assert torch.equal(v, w), k

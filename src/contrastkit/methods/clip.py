@@ -48,6 +48,7 @@ _DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.1,
     "batch_size": 128,
     "epochs": 100,
+    "init_from": None,  # a finished paired run folder: start from its towers (CleanCLIP fine-tunes this way)
 }
 
 
@@ -70,11 +71,36 @@ class CLIP(Method):
         if not 1.0 <= init <= top:
             raise ContrastkitError(f"need 1 <= logit_scale_init <= logit_scale_max; got {init}, {top}")
         self.max_log_scale = math.log(top)
+        if cfg.get("init_from"):
+            self._load_towers(cfg["init_from"])
         t = torch.tensor(math.log(init))
         if cfg["learn_logit_scale"]:
             self.logit_scale = nn.Parameter(t)
         else:
             self.register_buffer("logit_scale", t)
+
+    def _load_towers(self, run_dir) -> None:
+        from pathlib import Path
+
+        from ..core.checkpoint import load_checkpoint
+
+        path = Path(run_dir) / "encoder.pt"
+        if not path.exists():
+            raise ContrastkitError(f"init_from={run_dir!r}: no encoder.pt there (a finished clip/cleanclip run?)")
+        state = load_checkpoint(path)
+        sides = state.get("info", {}).get("extra", {}).get("sides")
+        mine = self.info.extra["sides"]
+        def layout(ms):  # a text side's width (its longest caption) may differ: the bag does not depend on it
+            return [(m["kind"], None if m["kind"] == "text" else list(m["shape"])) for m in ms]
+
+        if sides is None or layout(sides) != layout(mine):
+            raise ContrastkitError(f"init_from={run_dir!r}: that run's sides {None if sides is None else layout(sides)}"
+                                   f" differ from this data's {layout(mine)}")
+        try:
+            self.encoder.load_state_dict(state["encoder"])
+        except RuntimeError as e:
+            raise ContrastkitError(f"init_from={run_dir!r}: its towers do not fit this encoder "
+                                   f"(different encoder_kwargs?): {e}") from e
 
     def scale(self) -> Tensor:
         return self.logit_scale.exp()
