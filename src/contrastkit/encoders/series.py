@@ -86,6 +86,16 @@ class ResNet1D(nn.Module):
             if isinstance(m, nn.Conv1d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def steps(self, x: torch.Tensor, step_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-step features (B, T, out_dim) and the valid mask (B, T); `step_mask` (B, T) bool zeroes the
+        input at the False steps (TS2Vec's timestamp masking)."""
+        h, mask = split_mask(x)
+        if step_mask is not None:
+            h = h * step_mask[:, None, :].to(h.dtype)
+        for block in self.blocks:
+            h = block(h, mask)
+        return h.transpose(1, 2), mask[:, 0] > 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, mask = split_mask(x)
         for block in self.blocks:
@@ -129,10 +139,13 @@ class DilatedConvEncoder(nn.Module):
         self.out_dim = out_dim
         self.causal = causal
 
-    def steps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-step representations (B, T, out_dim) (padding steps are 0) and the valid mask (B, T) bool."""
+    def steps(self, x: torch.Tensor, step_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-step representations (B, T, out_dim) (padding steps are 0) and the valid mask (B, T) bool;
+        `step_mask` (B, T) bool zeroes the input projection at the False steps (TS2Vec's timestamp masking)."""
         x0, mask = split_mask(x)
         h = self.input_fc(x0.transpose(1, 2)).transpose(1, 2) * mask
+        if step_mask is not None:
+            h = h * step_mask[:, None, :].to(h.dtype)
         for block in self.blocks:
             h = block(h, mask)
         return h.transpose(1, 2), mask[:, 0] > 0
