@@ -124,27 +124,30 @@ WORLD, B = 2, 6
 
 
 def _run(world: int, sl: slice) -> dict:
-    method, splits = _method("clip")
     out = {}
-    rows = torch.arange(WORLD * B)[sl] * 2
-    for step in range(2):
-        out[f"loss{step}"] = None
-        res = method.training_step(splits.train.batch(rows + step), torch.Generator().manual_seed(step))
-        method.zero_grad()
-        res["loss"].backward()
-        grads = torch.cat([p.grad.flatten() for p in method.parameters() if p.grad is not None])
-        if world > 1:
-            dist.all_reduce(grads)
-            grads /= world  # what DDP does
-        out[f"loss{step}"] = res["loss"].detach()
-        out[f"grad{step}"] = grads
-        with torch.no_grad():  # a plain SGD step, identical on every rank after the average
-            offset = 0
-            for p in method.parameters():
-                if p.grad is not None:
-                    p -= 0.1 * grads[offset:offset + p.numel()].view_as(p)
-                    offset += p.numel()
-        method.after_step(step, 2)
+    for name in ("clip", "isogclr_clip"):
+        method, splits = _method(name)
+        rows = torch.arange(WORLD * B)[sl] * 2
+        for step in range(2):
+            res = method.training_step(splits.train.batch(rows + step), torch.Generator().manual_seed(step))
+            method.zero_grad()
+            res["loss"].backward()
+            grads = torch.cat([p.grad.flatten() for p in method.parameters() if p.grad is not None])
+            if world > 1:
+                dist.all_reduce(grads)
+                grads /= world  # what DDP does
+            out[f"{name}_loss{step}"] = res["loss"].detach()
+            out[f"{name}_grad{step}"] = grads
+            with torch.no_grad():  # a plain SGD step, identical on every rank after the average
+                offset = 0
+                for p in method.parameters():
+                    if p.grad is not None:
+                        p -= 0.1 * grads[offset:offset + p.numel()].view_as(p)
+                        offset += p.numel()
+            method.after_step(step, 2)
+        for k, v in method.state_dict().items():
+            if k.startswith("state."):
+                out[f"{name}_{k}"] = v.clone()
     return out
 
 
@@ -192,3 +195,36 @@ def test_cleanclip_on_images_and_captions_and_init_from(tmp_path):
     again = create_method({**cfg, "init_from": str(tmp_path)}, splits.info, splits.train)
     for (k, v), w in zip(method.encoder.state_dict().items(), again.encoder.state_dict().values()):
         assert torch.equal(v, w), k
+
+
+def test_bimodal_global_loss_with_gamma_1_has_the_dcl_form_gradient():
+    from contrastkit.methods.clip import BimodalGlobalState
+
+    g = torch.Generator().manual_seed(3)
+    a0, b0 = torch.randn(9, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
+    tau = 0.3
+    state = BimodalGlobalState(20, tau=tau, gamma=0.5).double()
+    index = torch.arange(9) * 2
+    a, b = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    state(a, b, index).backward()  # first visit: gamma is 1 for every sample
+    ra, rb = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    s = F.normalize(ra, dim=1) @ F.normalize(rb, dim=1).T
+    off = ~torch.eye(9, dtype=torch.bool)
+    ref = 0.0
+    for m in (s, s.T):
+        lse = torch.logsumexp((m / tau).masked_fill(~off, float("-inf")), 1) - math.log(8)
+        ref = ref + (-m.diagonal() + tau * lse)
+    ref.mean().backward()
+    assert torch.allclose(a.grad, ra.grad, atol=1e-10) and torch.allclose(b.grad, rb.grad, atol=1e-10)
+    assert (state.u_a[index] > 0).all() and (state.u_b[index] > 0).all() and (state.u_a[index + 1] == 0).all()
+
+
+def test_isogclr_clip_learns_per_sample_temperatures_per_side():
+    method, splits = _method("isogclr_clip")
+    assert not any(p is method.logit_scale for p in method.parameters())
+    for step in range(3):
+        out = method.training_step(splits.train.batch(torch.arange(12)), torch.Generator().manual_seed(step))
+        out["loss"].backward()
+    t = method.temperatures()
+    assert t.shape == (len(splits.train), 2)
+    assert not torch.allclose(t[:12], torch.full_like(t[:12], 0.1)) and torch.equal(t[12:], torch.full_like(t[12:], 0.1))
