@@ -53,3 +53,37 @@ def test_pretrain_evaluate_embed_report_end_to_end(tmp_path):
     assert emb.ndim == 2 and np.isfinite(emb).all()
     (run / "report.html").unlink()
     assert run_cli("report", str(run)).returncode == 0 and (run / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "abc"], "--lr 'abc': expected a number"),
+        (["--batch-size", "2.7"], "expected an integer"),
+        (["--minutes", "nan"], "must be a finite number"),
+        (["--log-every", "0"], "--log-every 0: must be >= 1"),
+        (["--knn-t", "0"], "--knn-t 0.0: must be > 0"),
+        (["--lr", "-1"], "--lr -1.0: must be >= 0"),
+        (["--channels-last", "maybe"], "expected true or false"),
+    ],
+)
+def test_setting_values_are_checked_by_type_before_anything_is_written(args, message, tmp_path):
+    proc = run_cli("pretrain", "--data", "digits", "--out", str(tmp_path / "r"), *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stdout.replace("\n", " ")
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_values_are_plain_scalars_not_yaml_1_1():
+    from contrastkit.settings import parse_scalar
+
+    assert parse_scalar("yes") == "yes" and parse_scalar("on") == "on"  # YAML 1.1 would say True
+    assert parse_scalar("5e-4") == 5e-4 and parse_scalar("3") == 3 and parse_scalar("true") is True
+    assert parse_scalar("[id, ts]") == ["id", "ts"] and parse_scalar("null") is None
+
+
+def test_version_and_config_listing():
+    assert run_cli("--version").stdout.startswith("contrastkit ")
+    out = run_cli("config", "--method", "moco").stdout
+    assert "--queue-size" in out and "--batch-size" in out and "--lr" in out

@@ -8,19 +8,34 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from . import __version__
 from .errors import ContrastkitError
+from .settings import parse_scalar
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Self-supervised contrastive representation learning for any kind of data.")
 console = Console()
 
 
+def _version(value: bool) -> None:
+    if value:
+        import torch
+
+        console.print(f"contrastkit {__version__} (torch {torch.__version__})", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Self-supervised contrastive representation learning for any kind of data."""
+
+
 def _parse_extra(args: list[str]) -> dict[str, Any]:
-    """`--proj-dim 64 --objective=dcl` → {"proj_dim": 64, "objective": "dcl"} (values parsed as YAML)."""
+    """`--proj-dim 64 --objective=dcl` → {"proj_dim": 64, "objective": "dcl"} (plain scalars, see settings.py)."""
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -33,7 +48,7 @@ def _parse_extra(args: list[str]) -> dict[str, Any]:
                 value, i = args[i + 1], i + 1
             else:
                 value = "true"  # a bare flag
-        out[name.replace("-", "_")] = yaml.safe_load(value)
+        out[name.replace("-", "_")] = parse_scalar(value)
         i += 1
     return out
 
@@ -73,7 +88,8 @@ def pretrain(
     config: Optional[Path] = typer.Option(None, help="YAML file of settings (flags override it)"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
 ) -> None:
-    """Pretrain an encoder, then print the evaluation table. Any other setting: --name value."""
+    """Pretrain an encoder, then print the evaluation table. Any other setting: --name value
+    (`contrastkit config --method NAME` lists them all with types, defaults and meaning)."""
     from .api import pretrain as run_pretrain
 
     settings = {"method": method, "data": data, "data_dir": data_dir, "epochs": epochs, "minutes": minutes,
@@ -85,6 +101,28 @@ def pretrain(
         return
     console.print(f"trained {result.steps} steps in {result.train_seconds:.0f} s → {result.run_dir}")
     print_table(result.eval_rows, f"{result.splits.info.name} test split (last epoch)")
+
+
+@app.command("config")
+def show_config(
+    method: str = typer.Option("simclr", help="method whose settings to list"),
+    data: Optional[str] = typer.Option(None, help="(accepted for symmetry with pretrain; settings do not depend on it)"),
+) -> None:
+    """List every setting of `pretrain` for a method: group, type, resolved default and meaning."""
+    from .config import TRAINER_DEFAULTS, VIEW_SETTINGS
+    from .methods import method_defaults
+    from .settings import describe
+
+    pinned = method_defaults(method)
+    defaults = {**TRAINER_DEFAULTS, **pinned, "method": method, **{k: None for k in VIEW_SETTINGS if k not in pinned}}
+    if data:
+        defaults["data"] = data
+    table = Table(title=f"contrastkit pretrain settings (--method {method}); give any as --name value or in --config")
+    for col in ("group", "setting", "type", "default", "meaning"):
+        table.add_column(col)
+    for row in describe(defaults, set(pinned)):
+        table.add_row(row["group"], row["setting"], row["type"], row["value"] or "(data's default)", row["meaning"])
+    console.print(table)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from .errors import ContrastkitError
+from .settings import check_finite, coerce_all
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "method": "simclr",
@@ -102,6 +103,7 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
         raise ContrastkitError(
             f"unknown setting(s) {', '.join(unknown)} for method {method!r}; valid settings: {', '.join(sorted(known))}"
         )
+    cfg.update(coerce_all(given, {**TRAINER_DEFAULTS, **method_defaults(method)}))  # types checked, not guessed
     validate_config(cfg)
     return cfg
 
@@ -122,6 +124,17 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise ContrastkitError(f"optimizer={cfg['optimizer']!r}; valid optimizers: adamw, lars, sgd")
     if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
         raise ContrastkitError(f"precision={cfg['precision']!r}; valid: auto, bf16, fp16, fp32")
+    check_finite(cfg)
+    for key in ("lr", "weight_decay", "warmup_epochs"):
+        if float(cfg[key]) < 0:
+            raise ContrastkitError(f"--{key.replace('_', '-')} {cfg[key]}: must be >= 0")
+    if int(cfg["log_every"]) < 1:
+        raise ContrastkitError(f"--log-every {cfg['log_every']}: must be >= 1 (steps between metrics.csv rows)")
+    for key in ("monitor_every", "checkpoint_every", "skip_nonfinite"):
+        if int(cfg[key]) < 0:
+            raise ContrastkitError(f"--{key.replace('_', '-')} {cfg[key]}: must be >= 0 (0 turns it off)")
+    if float(cfg["knn_t"]) <= 0:
+        raise ContrastkitError(f"--knn-t {cfg['knn_t']}: must be > 0 (it divides the similarities); try 0.1")
     if cfg["minutes"] is not None and float(cfg["minutes"]) <= 0:
         raise ContrastkitError(f"minutes={cfg['minutes']} must be > 0")
     if cfg["minutes"] is None and int(cfg["epochs"]) < 1:
