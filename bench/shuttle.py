@@ -131,7 +131,7 @@ def main() -> None:
     t0 = time.perf_counter()
     # the library's CLAN score: −cos to the normal centroid in the projection's output (method.anomaly_model());
     # "random init" is the same encoder + projection untrained, seeded as the trained one started
-    rows = anomaly_protocol(method.anomaly_model(), None, splits, method_name="clan", seed=args.seed,
+    rows = anomaly_protocol(method.anomaly_model(), None, splits, method_name="clan", seed=args.seed, centroid="raw",
                             random_encoder=lambda: untrained_scoring_model(cfg, splits.info,
                                                                            method.scoring_head().spec))
     rows[2:2] = anomaly_protocol(method.encoder, None, splits, method_name="clan encoder output", baselines=False)

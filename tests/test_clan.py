@@ -160,7 +160,8 @@ def test_training_step_and_short_training_beats_random_init():
         out["loss"].backward()
         opt.step()
     fresh = lambda: create_encoder("resmlp", splits.info, width=32, depth=2, out_dim=16)  # noqa: E731
-    rows = anomaly_protocol(method.encoder, None, splits, method_name="clan", seed=0, random_encoder=fresh)
+    rows = anomaly_protocol(method.encoder, None, splits, method_name="clan", seed=0, random_encoder=fresh,
+                            centroid=method.anomaly_centroid)
     table = {(r["model"], r["scorer"]): r for r in rows}
     assert set(table) == {("clan", "centroid"), ("clan", "knn-5"), ("random init", "centroid"),
                           ("random init", "knn-5"), ("isolation forest", "iforest"), ("raw features", "knn-5")}
@@ -270,7 +271,7 @@ def test_clan_centroid_is_the_raw_mean_other_methods_keep_the_normalised_mean():
     """METHODS §14 (corrected): CLAN's c is the raw mean of the outputs; the protocol's centroid score for every
     other method stays the mean of normalised embeddings."""
     from contrastkit.evaluate.anomaly import anomaly_score_values
-    from contrastkit.evaluate.anomaly_protocol import _centroid_kind
+    from contrastkit.methods import METHODS
     from contrastkit.methods.clan import CLAN
 
     train = torch.tensor([[10.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # raw mean ≈ x-axis, normalised mean ≈ y-axis
@@ -281,5 +282,5 @@ def test_clan_centroid_is_the_raw_mean_other_methods_keep_the_normalised_mean():
     c = train.mean(0, keepdim=True)
     torch.testing.assert_close(CLAN.anomaly_score(train, test), -torch.nn.functional.cosine_similarity(test, c))
     torch.testing.assert_close(CLAN.anomaly_score(train, test).double(), torch.from_numpy(raw))
-    assert _centroid_kind("clan") == "raw"
-    assert _centroid_kind("simclr") == "normalized" and _centroid_kind(None) == "normalized"
+    assert METHODS.get("clan").anomaly_centroid == "raw"  # saved with the run (encoder.pt "centroid")
+    assert METHODS.get("simclr").anomaly_centroid == "normalized"

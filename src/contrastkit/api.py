@@ -42,7 +42,8 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
 
     rows, extra = evaluate_trained(result.method.encoder, fresh, result.splits, result.device, cfg,
                                    scoring_model=result.method.anomaly_model(),
-                                   make_random_scoring=lambda: fresh(spec))
+                                   make_random_scoring=lambda: fresh(spec),
+                                   centroid=result.method.anomaly_centroid)
     result.eval_rows = rows
     temperatures = getattr(result.method, "temperatures", None)
     temperatures = temperatures().detach().cpu().numpy() if callable(temperatures) else None

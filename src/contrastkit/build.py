@@ -106,7 +106,7 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         if is_main:
             folder.release()
     if is_main:
-        folder.save_encoder(method.encoder, splits.info, cfg, method.scoring_head())
+        folder.save_encoder(method.encoder, splits.info, cfg, method.scoring_head(), method.anomaly_centroid)
     engine_dist.shutdown()
     return RunResult(run_dir, method, splits, device, steps=result.steps, train_seconds=result.seconds,
                      is_main=is_main)

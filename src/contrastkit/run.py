@@ -87,17 +87,18 @@ class RunFolder:
             self._lock = None
 
     def save_encoder(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
-                     scoring_head: nn.Module | None = None) -> None:
-        save_encoder(self.encoder_path, encoder, info, cfg, scoring_head)
+                     scoring_head: nn.Module | None = None, centroid: str = "normalized") -> None:
+        save_encoder(self.encoder_path, encoder, info, cfg, scoring_head, centroid)
 
 
 def save_encoder(path: Path, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
-                 scoring_head: nn.Module | None = None) -> None:
+                 scoring_head: nn.Module | None = None, centroid: str = "normalized") -> None:
     """encoder.pt: the encoder's weights, its DataInfo and the run's config; plus, when the method scores
-    anomalies after a head (`Method.scoring_head()`, CLAN), that head's architecture (`.spec`) and weights."""
+    anomalies after a head (`Method.scoring_head()`, CLAN), that head's architecture (`.spec`) and weights, and
+    the anomaly centroid the method scores with (`Method.anomaly_centroid`)."""
     info_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(info).items()}
     plain_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if not k.startswith("_")}
-    payload = {"encoder": encoder.state_dict(), "info": info_dict, "config": plain_cfg}
+    payload = {"encoder": encoder.state_dict(), "info": info_dict, "config": plain_cfg, "centroid": centroid}
     if scoring_head is not None:
         payload["scoring_head"] = {"spec": dict(scoring_head.spec), "state": scoring_head.state_dict()}
     save_atomic(payload, path)
@@ -156,6 +157,11 @@ def load_scoring_model(run_dir: Path) -> tuple[nn.Module, DataInfo, dict[str, An
     else:
         model.load_state_dict(state["encoder"])
     return model.eval(), info, cfg, head["spec"] if head else None
+
+
+def load_centroid(run_dir: Path) -> str:
+    """The anomaly centroid the run's method scores with ("normalized" for runs saved before it was stored)."""
+    return str(_load_state(run_dir).get("centroid", "normalized"))
 
 
 def load_config(run_dir: Path) -> dict[str, Any]:

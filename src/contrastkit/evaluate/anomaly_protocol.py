@@ -5,8 +5,8 @@ rows (train rows with y == 0 when the training split has labels, else all of the
 (model, scorer) with AUROC and AUPR (anomaly = positive class, scikit-learn's roc_auc_score /
 average_precision_score) and the seconds it took:
 
-    <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows; for a method whose
-                             class sets `anomaly_centroid = "raw"` (CLAN, METHODS §14) c is the raw mean instead
+    <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows; with centroid="raw"
+                             (a method whose class sets `anomaly_centroid = "raw"`: CLAN, METHODS §14) the raw mean
     <method>      knn-k      1 − mean cosine similarity to the k nearest normal training embeddings
     random init   centroid / knn-k   the same (same centroid), for a freshly initialised encoder of the same
                                      architecture
@@ -57,16 +57,6 @@ def _metrics(scores: np.ndarray, is_anomaly: np.ndarray, classes: Optional[np.nd
     return out
 
 
-def _centroid_kind(method_name: Optional[str]) -> str:
-    """"raw" for methods whose class says `anomaly_centroid = "raw"` (CLAN), else "normalized"."""
-    if not method_name:
-        return "normalized"
-    from ..methods import METHODS
-
-    cls = METHODS.get(method_name) if method_name in METHODS else None
-    return str(getattr(cls, "anomaly_centroid", "normalized"))
-
-
 def anomaly_protocol(
     encoder: nn.Module,
     preprocess: Optional[Callable[[torch.Tensor], torch.Tensor]],
@@ -77,12 +67,14 @@ def anomaly_protocol(
     k: int = 5,
     baselines: bool = True,
     device: Optional[torch.device | str] = None,
+    centroid: str = "normalized",
 ) -> list[dict[str, Any]]:
     """Rows {"model", "scorer", "auroc", "aupr", "seconds"[, "balanced_auroc"]}; see the module docstring.
 
     `random_encoder`: a factory returning a fresh, untrained encoder of the same architecture; it is called with
     the global RNG seeded to `seed` (and the RNG state restored afterwards). Omit it to skip that baseline.
-    `baselines=False` keeps only the encoder's own rows.
+    `baselines=False` keeps only the encoder's own rows. `centroid`: "normalized" (mean of normalised
+    embeddings) or "raw" (the raw mean: the method's `anomaly_centroid`, saved with its run; CLAN's).
     """
     test_y = splits.test.y
     if test_y is None:
@@ -105,7 +97,6 @@ def anomaly_protocol(
         if len(np.unique(cls[is_anomaly == 1])) > 1:
             classes = cls
     kk = min(int(k), int(train_x.shape[0]))
-    centroid = _centroid_kind(method_name)
 
     rows: list[dict[str, Any]] = []
 

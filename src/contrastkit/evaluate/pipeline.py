@@ -30,9 +30,23 @@ def is_anomaly_data(info: DataInfo) -> bool:
                                      or info.extra.get("normal_label") is not None)
 
 
+def _registered(kind: str) -> bool:
+    """Whether `kind` has an evaluation; the module evaluate/<kind>.py registers it when imported."""
+    if kind not in EVALUATIONS:
+        import importlib
+
+        try:
+            importlib.import_module(f"{__package__}.{kind}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{kind}":
+                raise
+    return kind in EVALUATIONS
+
+
 def evaluate_trained(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], splits: DataSplits,
                      device, cfg: dict[str, Any], scoring_model: Optional[nn.Module] = None,
-                     make_random_scoring: Optional[Callable[[], nn.Module]] = None) -> tuple[list[dict], dict]:
+                     make_random_scoring: Optional[Callable[[], nn.Module]] = None,
+                     centroid: str = "normalized") -> tuple[list[dict], dict]:
     """Rows for the report (the schema of the protocol used) and extra = {"timings", "test_emb"}."""
     info = splits.info
     preprocess = create_preprocess(info)
@@ -41,9 +55,10 @@ def evaluate_trained(encoder: nn.Module, make_random_encoder: Callable[[], nn.Mo
 
         rows = anomaly_protocol(scoring_model if scoring_model is not None else encoder, preprocess, splits,
                                 method_name=str(cfg.get("method", "encoder")), seed=int(cfg.get("seed", 0)),
-                                device=device, random_encoder=make_random_scoring or make_random_encoder)
+                                device=device, random_encoder=make_random_scoring or make_random_encoder,
+                                centroid=centroid)
         return rows, {"timings": {}, "test_emb": embed(encoder, splits.test.x, preprocess, device=device)}
-    if info.kind in EVALUATIONS:
+    if _registered(info.kind):
         rows, extra = EVALUATIONS.get(info.kind)(encoder, make_random_encoder, splits, device, cfg)
         extra.setdefault("timings", {})
         if extra.get("test_emb") is None:

@@ -33,13 +33,14 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
         raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
     encoder, info, cfg, splits, preprocess = _open(Path(run), data)
     if "anomaly" in protocols:
-        from ..run import load_scoring_model, untrained_scoring_model
+        from ..run import load_centroid, load_scoring_model, untrained_scoring_model
         from .anomaly_protocol import anomaly_protocol
 
         model, _, _, head_spec = load_scoring_model(Path(run))
         rows = anomaly_protocol(model, preprocess, splits, method_name=str(cfg.get("method", "encoder")),
                                 seed=int(cfg.get("seed", 0)),  # anomaly_protocol seeds the untrained copy with it
-                                random_encoder=lambda: untrained_scoring_model(cfg, info, head_spec))
+                                random_encoder=lambda: untrained_scoring_model(cfg, info, head_spec),
+                                centroid=load_centroid(Path(run)))
         protocols = [p for p in protocols if p != "anomaly"]
     else:
         rows = []

@@ -35,6 +35,8 @@ class Method(nn.Module):
     # They are merged over the trainer's defaults and saved in every run's config.yaml.
     defaults: ClassVar[dict[str, Any]] = {}
     needs_labels: ClassVar[bool] = False  # supervised methods (SupCon) refuse unlabelled data
+    # the anomaly protocol's centroid: mean of normalised embeddings, or "raw" (CLAN's reference, METHODS §14)
+    anomaly_centroid: ClassVar[str] = "normalized"
 
     def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any]):
         super().__init__()
