@@ -124,9 +124,15 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
     view_state = rng_state = None
     skipped = 0
     if resume is not None:
-        method.load_state_dict(resume["method"])
-        optimizer.load_state_dict(resume["optimizer"])
-        loop = resume["loop"]
+        try:
+            method.load_state_dict(resume["method"])
+            optimizer.load_state_dict(resume["optimizer"])
+            loop = resume["loop"]
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ContrastkitError(
+                f"the checkpoint does not fit this model and optimizer ({str(e).splitlines()[0][:200]}): it was "
+                "written with other settings or by an earlier contrastkit version; start a new run (another --out)"
+            ) from None
         epoch, step, in_epoch = loop["epoch"], loop["step"], loop["step_in_epoch"]
         elapsed_before, total_steps, planned = loop["elapsed"], loop["total_steps"], loop["planned"]
         warmup, skipped = loop["warmup_steps"], loop.get("skipped_steps", 0)
