@@ -28,9 +28,17 @@ TS2VEC = {"GunPoint": 0.980, "ArrowHead": 0.857, "ItalyPowerDemand": 0.925, "OSU
 DEFAULT_SETS = ("GunPoint", "ArrowHead", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "OSULeaf")
 
 
-def run_one(name: str, settings: dict) -> dict:
+def run_one(name: str, settings: dict, steps: int | None = None) -> dict:
     from contrastkit.api import pretrain
+    from contrastkit.config import TRAINER_DEFAULTS
+    from contrastkit.methods import method_defaults
+    from contrastkit.data import load_data
 
+    if steps:  # the same number of optimizer steps on every data set: epochs = steps / steps per epoch
+        cfg = {**TRAINER_DEFAULTS, **method_defaults(settings["method"]), **settings}
+        n = len(load_data(name, dict(cfg)).train)
+        per_epoch = max(1, n // min(int(cfg["batch_size"]), n))
+        settings = {**settings, "epochs": max(1, -(-steps // per_epoch))}
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         result = pretrain(data=name, out=str(Path(out) / name), progress=False, **settings)
@@ -51,6 +59,7 @@ def main(argv=None) -> None:
     ap.add_argument("--encoder", default=None)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=None, help="training budget per data set")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per data set (sets the epochs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], help="key=value (YAML value), repeatable")
     ap.add_argument("--json", default=None, help="also write the rows here")
@@ -64,7 +73,7 @@ def main(argv=None) -> None:
         settings[k] = yaml.safe_load(v)
     rows = []
     for name in [d.strip() for d in args.data.split(",") if d.strip()]:
-        rows.append(run_one(name, settings))
+        rows.append(run_one(name, settings, args.steps))
         r = rows[-1]
         print(f"{name}: SVM {r['svm']:.3f} (random {r['svm_random']:.3f}, raw {r['svm_raw']:.3f}) | 1-NN ED "
               f"{r['1nn_ed']:.3f} DTW {r['1nn_dtw']:.3f} | {r['steps']} steps {r['train_s']:.0f}s, wall "
