@@ -130,11 +130,13 @@ def toy_splits(n_train=512, n_test=300, seed=0):
                       Dataset(x_test, y_test, info))
 
 
-def make_clan(info, **overrides):
+def make_clan(info, train=None, **overrides):
     cfg = {**method_defaults("clan"), **overrides}
     torch.manual_seed(0)
     enc = create_encoder(cfg["encoder"], info, width=32, depth=2, out_dim=16)
-    return METHODS.get("clan")(enc, info, cfg)
+    if train is None:  # a table of the right width (the tests that check the info alone)
+        train = Dataset(torch.randn(8, int(info.shape[0])), None, info)
+    return METHODS.get("clan")(enc, info, cfg, train)
 
 
 def test_method_is_registered_with_pinned_defaults():
@@ -148,8 +150,7 @@ def test_method_is_registered_with_pinned_defaults():
 
 def test_training_step_and_short_training_beats_random_init():
     splits = toy_splits()
-    method = make_clan(splits.info, lr=3e-3)
-    method.setup(splits.train)
+    method = make_clan(splits.info, splits.train, lr=3e-3)
     opt = torch.optim.AdamW(method.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for step in range(60):
@@ -179,10 +180,9 @@ def test_method_needs_a_table_and_normal_training_rows():
     with pytest.raises(ContrastkitError, match="needs tabular data"):
         make_clan(DataInfo("img", "image", (1, 8, 8)), encoder="mlp")
     splits = toy_splits()
-    method = make_clan(splits.info)
     polluted = Dataset(splits.train.x, torch.ones(len(splits.train), dtype=torch.long), splits.info)
     with pytest.raises(ContrastkitError, match="normal rows only"):
-        method.setup(polluted)
+        make_clan(splits.info, polluted)
     with pytest.raises(ContrastkitError, match="margin"):
         make_clan(splits.info, margin=2.0)
     with pytest.raises(ContrastkitError, match="aug_range='box'; valid: fixed"):
@@ -193,9 +193,7 @@ def test_method_needs_a_table_and_normal_training_rows():
 
 def test_training_range_augmentation_draws_inside_each_training_column():
     splits = toy_splits()
-    method = make_clan(splits.info, p_f=0.5)
-    assert (method.augment.low == -1.7).all() and (method.augment.high == 1.7).all()  # before setup: reference
-    method.setup(splits.train)  # default aug_range: train
+    method = make_clan(splits.info, splits.train, p_f=0.5)  # default aug_range: train
     lo, hi = splits.train.x.min(0).values, splits.train.x.max(0).values
     assert torch.equal(method.augment.low, lo) and torch.equal(method.augment.high, hi)
     x = torch.full((4000, 6), 50.0)  # far outside every column: replaced entries show
@@ -207,8 +205,7 @@ def test_training_range_augmentation_draws_inside_each_training_column():
     for j in range(6):  # spread over the whole column range, not a fixed ±1.7
         v = out[:, j][replaced[:, j]]
         assert v.min() < lo[j] + 0.1 * (hi[j] - lo[j]) and v.max() > hi[j] - 0.1 * (hi[j] - lo[j])
-    fixed = make_clan(splits.info, aug_range="fixed")
-    fixed.setup(splits.train)
+    fixed = make_clan(splits.info, splits.train, aug_range="fixed")
     assert (fixed.augment.low == -1.7).all() and "low=-1.7" in repr(fixed.augment)
     assert "training min/max" in repr(method.augment)
 

@@ -45,9 +45,8 @@ def make_cfg(name: str, **overrides) -> dict:
 def make_method(name: str, seed: int = 0, n: int = 64, bn: bool = True, **overrides):
     torch.manual_seed(seed)
     cfg = make_cfg(name, **overrides)
-    method = METHODS.get(name)(TinyEncoder(bn=bn), INFO, cfg)
     train = tiny_data(n)
-    method.setup(train)
+    method = METHODS.get(name)(TinyEncoder(bn=bn), INFO, cfg, train)
     return method, train
 
 

@@ -72,7 +72,8 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         folder.claim(resume=resume, overwrite=bool(cfg.get("overwrite")))
         dump_config(cfg, folder.config_path)
     checkpointer = Checkpointer(folder.checkpoint_path, extra={"config": plain(cfg)})
-    state = checkpointer.load(map_location=device) if resume else None
+    # a run stopped before its first checkpoint restarts from step 0 (same seed: the same run)
+    state = checkpointer.load(map_location=device) if resume and checkpointer.exists() else None
 
     torch.manual_seed(int(cfg["seed"]))
     train_set = splits.train.to(device)

@@ -151,7 +151,9 @@ def evaluate(
 
     rows = evaluate_run(run, [p.strip() for p in protocol.split(",") if p.strip()], data)
     print_table(rows, f"{run.name}")
-    (run / "evaluate.json").write_text(json.dumps(rows, indent=2))
+    from .core.checkpoint import write_text_atomic
+
+    write_text_atomic(run / "evaluate.json", json.dumps(rows, indent=2))  # replaces a symlink, never follows it
 
 
 @app.command()

@@ -23,6 +23,7 @@ class RunFolder:
 
     * a lock (`.lock`, flock) is held while a run trains: a second process is refused, not interleaved;
     * a folder that holds a checkpoint is continued only with `--resume`; `--overwrite` starts it afresh;
+      `--resume` of a run stopped before its first checkpoint starts it again from step 0;
     * an existing, non-empty folder that is not a run folder is refused unless `--overwrite`.
     """
 
@@ -40,7 +41,7 @@ class RunFolder:
     def claim(self, resume: bool, overwrite: bool = False) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise ContrastkitError(f"--out {self.path} is a file; choose a folder")
-        if resume and not self.checkpoint_path.exists():
+        if resume and not self.checkpoint_path.exists() and not self.config_path.exists():
             raise ContrastkitError(f"--resume: {self.path} holds no checkpoint ({self.checkpoint_path}); "
                                    "start a new run without --resume")
         if not resume and self.checkpoint_path.exists() and not overwrite:
@@ -55,6 +56,8 @@ class RunFolder:
         except OSError as e:
             raise ContrastkitError(f"--out {self.path}: cannot create the run folder ({e.strerror})") from None
         self._acquire_lock()
+        for stale in [*self.path.glob(".*.tmp"), *self.path.glob("checkpoints/.*.tmp")]:
+            stale.unlink(missing_ok=True)  # a write killed half-way; the file it was replacing is intact
         if overwrite and not resume:
             import shutil
 

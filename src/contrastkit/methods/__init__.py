@@ -5,14 +5,18 @@ from .base import METHODS, Method, method_defaults, register_method
 __all__ = ["METHODS", "Method", "method_defaults", "register_method", "create_method"]
 
 
-def create_method(cfg, info, train=None) -> Method:
-    """Build the method named in cfg around a fresh encoder; `setup(train)` runs when the method defines it."""
+def create_method(cfg, info, train) -> Method:
+    """Build the method named in cfg around a fresh encoder, whole: `cls(encoder, info, cfg, train)`."""
+    import inspect
+
     from ..encoders import create_encoder
 
     cls = METHODS.get(cfg["method"])
     encoder = create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
-    method = cls(encoder, info, cfg)
-    if train is not None and hasattr(method, "setup"):
+    if "train" in inspect.signature(cls.__init__).parameters:
+        return cls(encoder, info, cfg, train)
+    method = cls(encoder, info, cfg)  # a method written before construction took the data (setup(train))
+    if hasattr(method, "setup"):
         method.setup(train)
     return method
 

@@ -1,8 +1,13 @@
 """What a method is: a recipe (views, encoder, heads, objective) with pinned defaults, behind one interface.
 
-The trainer knows no method: it calls `training_step(batch, generator)` and `after_step(step, total_steps)`.
+The engine knows no method: it calls the method (`training_step(batch, generator)`) and `after_step(step,
+total_steps)`. A method is built whole, in one call: `cls(encoder, info, cfg, train)` — its views (which may
+need the training split's statistics) and any per-sample state exist when the constructor returns.
 Everything stateful a method owns (EMA targets, queues, per-sample temperatures) must be a parameter or a
 registered buffer, so `state_dict()` checkpoints it and a resumed CPU run is bit-identical.
+
+`TwoViewMethod` is the recipe most methods share — two views → encoder → projection head → objective(z1, z2) —
+so a method file keeps only what differs (its defaults and its objective).
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..data.base import Batch, DataInfo
+from ..data.base import Batch, DataInfo, Dataset
+from ..heads import ProjectionHead
 from ..registry import Registry
+from ..views import create_views
 
 METHODS: Registry[type["Method"]] = Registry("method")
 
@@ -38,11 +45,15 @@ class Method(nn.Module):
     # the anomaly protocol's centroid: mean of normalised embeddings, or "raw" (CLAN's reference, METHODS §14)
     anomaly_centroid: ClassVar[str] = "normalized"
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any]):
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset):
         super().__init__()
         self.encoder = encoder
         self.info = info
         self.cfg = cfg
+
+    def make_views(self, train: Dataset) -> tuple[nn.Module, nn.Module]:
+        """The recipe's two view modules for this data (`views.create_views`)."""
+        return (create_views(self.info, train, self.cfg, view=1), create_views(self.info, train, self.cfg, view=2))
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Return a dict with at least "loss" (a scalar with grad); other entries are logged (detached)."""
@@ -69,6 +80,37 @@ class Method(nn.Module):
         followed by `scoring_head()` when the method has one."""
         head = self.scoring_head()
         return self.encoder if head is None else nn.Sequential(self.encoder, head)
+
+
+class TwoViewMethod(Method):
+    """Two views of the batch → the encoder (one forward over both, so BatchNorm sees both views, as in the
+    reference code) → a projection head → `objective(z1, z2, batch)`. Subclasses set `defaults` and the
+    objective; `logs` adds what is worth logging."""
+
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset):
+        super().__init__(encoder, info, cfg, train)
+        self.head = self.build_head()
+        self.view1, self.view2 = self.make_views(train)
+
+    def build_head(self) -> nn.Module:
+        c = self.cfg
+        return ProjectionHead(self.encoder.out_dim, int(c["proj_hidden_dim"]), int(c["proj_dim"]),
+                              num_layers=int(c.get("proj_layers") or 2))
+
+    def project(self, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        v1, v2 = self.view1(batch.x, generator), self.view2(batch.x, generator)
+        return self.head(self.encoder(torch.cat([v1, v2]))).float().chunk(2)
+
+    def objective(self, z1: torch.Tensor, z2: torch.Tensor, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def logs(self, z1: torch.Tensor, z2: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"pos_sim": torch.nn.functional.cosine_similarity(z1, z2).mean()}
+
+    def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        z1, z2 = self.project(batch, generator)
+        return {"loss": self.objective(z1, z2, batch), **self.logs(z1.detach(), z2.detach(), batch)}
 
 
 def method_defaults(name: str) -> dict[str, Any]:

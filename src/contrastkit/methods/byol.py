@@ -22,11 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.ema import cosine_momentum, ema_update, frozen_copy
-from ..data.base import Batch, Dataset
+from ..data.base import Batch
 from ..errors import ContrastkitError
 from ..heads import PredictionHead, ProjectionHead
 from ..objectives.regression import byol_loss
-from ..views import create_views
 from .base import Method, register_method
 
 BYOL_DEFAULTS: dict[str, Any] = {
@@ -46,8 +45,8 @@ class BYOL(Method):
     summary = "online network predicts an EMA target's projection (no negatives)"
     defaults = dict(BYOL_DEFAULTS)
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train):
+        super().__init__(encoder, info, cfg, train)
         for key in ("ema_momentum", "ema_momentum_final"):
             if not 0.0 <= float(cfg[key]) <= 1.0:
                 raise ContrastkitError(f"{key}={cfg[key]} must be in [0, 1]; BYOL uses 0.99 → 1.0")
@@ -56,14 +55,11 @@ class BYOL(Method):
         self.target_encoder = frozen_copy(self.encoder)
         self.target_head = frozen_copy(self.head)
         self._momentum = float(cfg["ema_momentum"])
+        self.view1, self.view2 = self.make_views(train)
 
     def build_predictor(self, cfg) -> torch.nn.Module:
         d = int(cfg["proj_dim"])
         return PredictionHead(d, int(cfg["pred_hidden_dim"]), d)
-
-    def setup(self, train: Dataset) -> None:
-        self.view1 = create_views(self.info, train, self.cfg, view=1)
-        self.view2 = create_views(self.info, train, self.cfg, view=2)
 
     def online(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(projection z, prediction p) of the online network."""

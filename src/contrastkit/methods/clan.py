@@ -93,8 +93,8 @@ class CLAN(Method):
         "warmup_epochs": 1.5,
     }
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any]):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset):
+        super().__init__(encoder, info, cfg, train)
         if info.kind != "table":
             raise ContrastkitError(f"method 'clan' needs tabular data (its augmentation draws standardised feature "
                                    f"values), but data {info.name!r} is of kind {info.kind!r}; use a CSV/Parquet "
@@ -114,13 +114,11 @@ class CLAN(Method):
         if self.aug_range not in ("fixed", "train"):
             raise ContrastkitError(f"aug_range={self.aug_range!r}; valid: fixed (U(aug_low, aug_high) for every "
                                    f"numeric column, the reference) or train (U(min, max) of each training column)")
-
-    def setup(self, train: Dataset) -> None:
-        """Called once by the trainer before training: checks that the training rows are all normal."""
-        if train.x.dim() != 2 or train.x.shape[1] != int(self.info.shape[0]):
+        # the training rows must all be normal; the augmentation's value range is fitted on them
+        if train.x.dim() != 2 or train.x.shape[1] != int(info.shape[0]):
             raise ContrastkitError(f"clan: training table has shape {tuple(train.x.shape)}, expected (N, "
-                                   f"{self.info.shape[0]})")
-        extra = self.info.extra or {}
+                                   f"{info.shape[0]})")
+        extra = info.extra or {}
         if train.y is not None and ("anomaly_label" in extra or "normal_label" in extra) and bool((train.y != 0).any()):
             raise ContrastkitError("clan trains on normal rows only, but the training split holds anomalies; "
                                    "load the table with anomaly_label set")

@@ -35,12 +35,12 @@ class DirectPred(BYOL):
     defaults = {**{k: v for k, v in BYOL_DEFAULTS.items() if k != "pred_hidden_dim"},
                 "predictor_freq": 1, "dyn_lambda": 0.3, "dyn_eps": 0.01}
 
-    def __init__(self, encoder, info, cfg):
+    def __init__(self, encoder, info, cfg, train):
         if int(cfg["predictor_freq"]) < 1:
             raise ContrastkitError(f"predictor_freq={cfg['predictor_freq']} must be >= 1 (1 = every step)")
         if not 0.0 <= float(cfg["dyn_lambda"]) < 1.0:
             raise ContrastkitError(f"dyn_lambda={cfg['dyn_lambda']} must be in [0, 1); DirectPred uses 0.3")
-        super().__init__(encoder, info, cfg)
+        super().__init__(encoder, info, cfg, train)
         d = int(cfg["proj_dim"])
         self.register_buffer("corr", torch.zeros(d, d))  # F̂, the EMA of f fᵀ
         self.register_buffer("step", torch.zeros((), dtype=torch.long))

@@ -47,14 +47,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import objectives
-from ..data.base import Batch, Dataset
+from ..data.base import Batch
 from ..errors import ContrastkitError
 from ..heads import ProjectionHead
 from ..objectives.mixing import beta_sample, ft_transform, mochi_negatives, queue_logits
 from ..objectives.queue import KeyQueue
 from ..core import distributed
 from ..core.ema import cosine_momentum, ema_update, frozen_copy
-from ..views import create_views
 from .base import Method, register_method
 
 MOCO_DEFAULTS: dict[str, Any] = {
@@ -86,8 +85,8 @@ class MoCo(Method):
     defaults = dict(MOCO_DEFAULTS)
     decay_norm_bias = True  # the reference decays every parameter, BN and biases included
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train):
+        super().__init__(encoder, info, cfg, train)
         if float(cfg["temperature"]) <= 0:
             raise ContrastkitError(f"temperature={cfg['temperature']} must be > 0; MoCo v2 uses 0.2")
         if int(cfg["queue_size"]) < 0:
@@ -107,10 +106,7 @@ class MoCo(Method):
                               generator=torch.Generator().manual_seed(int(cfg.get("seed", 0))))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # optimizer steps taken
         self._momentum = float(cfg["ema_momentum"])  # last EMA momentum used (logged)
-
-    def setup(self, train: Dataset) -> None:
-        self.view1 = create_views(self.info, train, self.cfg, view=1)
-        self.view2 = create_views(self.info, train, self.cfg, view=2)
+        self.view1, self.view2 = self.make_views(train)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The trained parameters (the key branch is frozen), every one with weight decay (`decay_norm_bias`)."""
@@ -216,8 +212,8 @@ class MoCHi(MoCo):
     summary = "MoCo + hard negative mixing (synthetic type-1/type-2 negatives from the hardest queue entries)"
     defaults = {**MOCO_DEFAULTS, "mix_n": 256, "mix_s": 128, "mix_s_prime": 64, "mix_start": 0.1}
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train):
+        super().__init__(encoder, info, cfg, train)
         if float(cfg["mix_start"]) < 0:
             raise ContrastkitError(f"mix_start={cfg['mix_start']} must be >= 0 (fraction < 1, or steps)")
         self.register_buffer("mixing", torch.tensor(float(cfg["mix_start"]) == 0.0))

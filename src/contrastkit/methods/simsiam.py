@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.base import Batch, Dataset
+from ..data.base import Batch
 from ..heads import PredictionHead, ProjectionHead
 from ..objectives.regression import simsiam_loss
-from ..views import create_views
 from .base import Method, register_method
 
 
@@ -41,16 +40,13 @@ class SimSiam(Method):
         "weight_decay": 5e-4,
     }
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train):
+        super().__init__(encoder, info, cfg, train)
         d = int(cfg["proj_dim"])
         self.head = ProjectionHead(encoder.out_dim, int(cfg["proj_hidden_dim"]), d, num_layers=3,
                                    batch_norm=True, last_bn=True, last_bn_affine=False)
         self.predictor = PredictionHead(d, int(cfg["pred_hidden_dim"]), d)
-
-    def setup(self, train: Dataset) -> None:
-        self.view1 = create_views(self.info, train, self.cfg, view=1)
-        self.view2 = create_views(self.info, train, self.cfg, view=2)
+        self.view1, self.view2 = self.make_views(train)
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
         v1, v2 = self.view1(batch.x, generator), self.view2(batch.x, generator)

@@ -23,12 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.base import Batch, Dataset
+from ..data.base import Batch
 from ..errors import ContrastkitError
-from ..heads import ProjectionHead
 from ..objectives.sogclr import GlobalContrastiveState
-from ..views import create_views
-from .base import Method, register_method
+from .base import TwoViewMethod, register_method
 
 _COMMON: dict[str, Any] = {
     "gamma": 0.9,
@@ -42,43 +40,31 @@ _COMMON: dict[str, Any] = {
 
 
 @register_method("sogclr")
-class SogCLR(Method):
+class SogCLR(TwoViewMethod):
     summary = "global contrastive loss with a per-sample moving-average normaliser (small batches OK)"
     defaults: dict[str, Any] = {**_COMMON, "temperature": 0.1}
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train):
         if not 0.0 < float(cfg["gamma"]) <= 1.0:
             raise ContrastkitError(f"gamma={cfg['gamma']} must be in (0, 1]; SogCLR uses 0.9")
-        self.head = ProjectionHead(encoder.out_dim, int(cfg["proj_hidden_dim"]), int(cfg["proj_dim"]))
-        self.state: GlobalContrastiveState | None = None
+        super().__init__(encoder, info, cfg, train)
+        self.state = self.make_state(len(train))  # one entry per training row, keyed by Batch.index
 
     def make_state(self, n: int) -> GlobalContrastiveState:
         return GlobalContrastiveState(n, tau=float(self.cfg["temperature"]), gamma=float(self.cfg["gamma"]))
 
-    def setup(self, train: Dataset) -> None:
-        self.view1 = create_views(self.info, train, self.cfg, view=1)
-        self.view2 = create_views(self.info, train, self.cfg, view=2)
-        device = next(self.parameters()).device
-        self.state = self.make_state(len(train)).to(device)
-
     def temperatures(self) -> Tensor:
         """Per-sample temperatures (n,), one per training row."""
-        if self.state is None:
-            raise ContrastkitError(f"{self.name}: temperatures exist only after setup(train)")
         return self.state.temperatures()
 
-    def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        if self.state is None:
-            raise ContrastkitError(f"{self.name} needs setup(train) first (its state is per sample)")
-        v1, v2 = self.view1(batch.x, generator), self.view2(batch.x, generator)
-        z1, z2 = self.head(self.encoder(torch.cat([v1, v2]))).float().chunk(2)
-        loss = self.state(z1, z2, batch.index)
-        out = {"loss": loss}
-        with torch.no_grad():
-            out["pos_sim"] = torch.nn.functional.cosine_similarity(z1, z2).mean()
-            if self.state.learn_tau:
-                out["tau_mean"] = self.state.tau[batch.index.to(self.state.tau.device)].mean()
+    def objective(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
+        return self.state(z1, z2, batch.index)
+
+    @torch.no_grad()
+    def logs(self, z1: Tensor, z2: Tensor, batch: Batch) -> dict[str, Tensor]:
+        out = super().logs(z1, z2, batch)
+        if self.state.learn_tau:
+            out["tau_mean"] = self.state.tau[batch.index.to(self.state.tau.device)].mean()
         return out
 
 
@@ -88,11 +74,11 @@ class ISogCLR(SogCLR):
     defaults: dict[str, Any] = {**_COMMON, "gamma": 0.8, "tau_init": 0.1, "tau_min": 0.05, "tau_max": 1.0,
                                 "rho": 0.4, "tau_lr": 0.03, "tau_beta": 0.5, "tau_grad_clip": 3.0}
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train):
         lo, hi, t0 = float(cfg["tau_min"]), float(cfg["tau_max"]), float(cfg["tau_init"])
         if not 0.0 < lo <= t0 <= hi:
             raise ContrastkitError(f"need 0 < tau_min <= tau_init <= tau_max, got {lo}, {t0}, {hi}")
+        super().__init__(encoder, info, cfg, train)
 
     def make_state(self, n: int) -> GlobalContrastiveState:
         c = self.cfg

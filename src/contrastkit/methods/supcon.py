@@ -19,9 +19,9 @@ class SupCon(SimCLR):
     needs_labels = True
     defaults = {**SimCLR.defaults, "temperature": 0.1, "variant": "out"}
 
-    def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        v1, v2 = self.view1(batch.x, generator), self.view2(batch.x, generator)
-        z1, z2 = self.head(self.encoder(torch.cat([v1, v2]))).float().chunk(2)
+    def objective(self, z1: torch.Tensor, z2: torch.Tensor, batch: Batch) -> torch.Tensor:
         z = torch.stack([z1, z2], dim=1)  # (N, 2 views, D)
-        loss = objectives.supcon(z, batch.y, float(self.cfg["temperature"]), variant=self.cfg["variant"])
-        return {"loss": loss}
+        return objectives.supcon(z, batch.y, float(self.cfg["temperature"]), variant=self.cfg["variant"])
+
+    def logs(self, z1, z2, batch):
+        return {}
