@@ -16,7 +16,8 @@ Poisoning (Carlini & Terzis 2022 style, as in the CleanCLIP paper): `--poison` (
 pairs are copies of clean images with a 3×3 checkerboard trigger in the bottom-right corner, captioned
 with one fixed target caption. Attack success rate (ASR) = share of held-out images that, with the trigger
 pasted in, retrieve the target caption first among the held-out captions + the target caption; the same
-share without the trigger is the false-alarm rate. Clean retrieval (R@1 image→text) is on the held-out set.
+share without the trigger is the false-alarm rate. Clean retrieval (R@1 image→text) is on the held-out set;
+zero-shot shape / colour accuracy prompts the text tower with "a circle object" … / "a red shape" … .
 Three models in one run: clip pretrained on the poisoned set, and — the paper's protocol — that model
 fine-tuned on the clean pairs only (`init_from`, 15 epochs, lr 1e-3) with clip or with cleanclip.
 `--joint` adds cleanclip pretrained on the poisoned set from scratch (no lower ASR at this scale).
@@ -129,8 +130,17 @@ def shapes_attack(method, held_imgs: np.ndarray, held_caps: list[str]) -> dict[s
     norm = torch.nn.functional.normalize
     top_clean = (norm(zc, dim=1) @ norm(zt, dim=1).T).argmax(1)
     top_trig = (norm(ztrig, dim=1) @ norm(zt, dim=1).T).argmax(1)
+    zero_shot = {}
+    for attr, names in (("shape", SHAPES), ("colour", tuple(COLOURS))):
+        prompts = hash_tokens([f"a {x} {'shape' if attr == 'colour' else 'object'}" for x in names],
+                              buckets=enc.towers[1].backbone.buckets, max_tokens=256)
+        prompts = torch.nn.functional.pad(prompts, (0, max(0, width - prompts.shape[1])))[:, :width]
+        _, zp = embed_sides(enc, clean[:1], prompts, dev)
+        truth = torch.tensor([next(i for i, x in enumerate(names) if f" {x} " in f" {c} ") for c in held_caps])
+        pred = (norm(zc, dim=1) @ norm(zp, dim=1).T).argmax(1)
+        zero_shot[f"zero-shot {attr} ({len(names)} prompts)"] = float((pred == truth).float().mean())
     return {"image→text R@1": retrieval["image→text R@1"], "text→image R@1": retrieval["text→image R@1"],
-            "image→text R@5": retrieval["image→text R@5"],
+            "image→text R@5": retrieval["image→text R@5"], **zero_shot,
             "ASR (trigger → target caption)": float((top_trig == n).float().mean()),
             "false alarms (clean → target)": float((top_clean == n).float().mean())}
 
