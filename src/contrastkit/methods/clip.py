@@ -63,8 +63,8 @@ class CLIP(Method):
     summary = "paired data: one tower per side, symmetric cross-modal InfoNCE, learnable logit scale (≤ 100)"
     defaults: dict[str, Any] = dict(_DEFAULTS)
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train: Dataset | None = None):
+        super().__init__(encoder, info, cfg, train)
         from ..encoders.paired import PairEncoder
 
         if info.kind != "paired":
@@ -84,6 +84,11 @@ class CLIP(Method):
             self.logit_scale = nn.Parameter(t)
         else:
             self.register_buffer("logit_scale", t)
+        if train is not None:  # built whole: views / per-sample state exist when the constructor returns
+            self.setup(train)
+
+    def setup(self, train: Dataset) -> None:
+        """What needs the training split (clip: nothing; cleanclip: views; sogclr_clip: per-sample state)."""
 
     def _load_towers(self, run_dir) -> None:
         from pathlib import Path
@@ -178,7 +183,7 @@ class CleanCLIP(CLIP):
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
         if not hasattr(self, "side_views"):
-            raise ContrastkitError("cleanclip needs setup(train) first (it builds each side's views)")
+            raise ContrastkitError("cleanclip is built with the training split (its views need it): cls(encoder, info, cfg, train)")
         self._clamp()
         a, b = batch.x
         za, zb = self.embed_pair(a, b)
@@ -316,11 +321,12 @@ class SogCLRClip(CLIP):
     summary = "paired data: bimodal SogCLR (per-sample moving-average normaliser per side, fixed τ)"
     defaults: dict[str, Any] = dict(_GCL)
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train: Dataset | None = None):
         if not 0.0 < float(cfg["gamma"]) <= 1.0:
             raise ContrastkitError(f"gamma={cfg['gamma']} must be in (0, 1]")
-        self.state: BimodalGlobalState | None = None
+        super().__init__(encoder, info, cfg, train)
+        if train is None:
+            self.state: BimodalGlobalState | None = None
 
     def make_state(self, n: int) -> BimodalGlobalState:
         return BimodalGlobalState(n, tau=float(self.cfg["temperature"]), gamma=float(self.cfg["gamma"]))
