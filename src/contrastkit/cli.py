@@ -159,15 +159,17 @@ def evaluate(
 @app.command()
 def embed(
     run: Path = typer.Argument(..., help="run folder"),
-    data: str = typer.Option(..., help="data set name or path to embed"),
-    out: Path = typer.Option(..., help="output .npy (or .parquet when pyarrow is installed)"),
-    split: str = typer.Option("test", help="train or test"),
+    data: str = typer.Option(..., help="data to embed: an image folder, .npy/.npz, .csv/.parquet, or a data set name"),
+    out: Path = typer.Option(..., help="output: .npz (embeddings, ids, labels), .csv/.parquet (id, label, e0..), "
+                                       ".npy (+ .ids.csv beside it)"),
+    split: str = typer.Option("test", help="for built-in names and series/graph/paired data: train or test"),
+    id_column: Optional[str] = typer.Option(None, help="tables: the column that identifies a row"),
 ) -> None:
-    """Write the embeddings of a data set computed with a run's encoder."""
+    """Embed data with a run's encoder: every row, in input order, with ids (file names, row numbers)."""
     from .evaluate.run_eval import embed_to_file
 
-    n = embed_to_file(run, data, out, split)
-    console.print(f"wrote {n} embeddings → {out}")
+    n = embed_to_file(run, data, out, split, id_column)
+    console.print(f"wrote {n} embeddings → {out}", markup=False)
 
 
 @app.command()

@@ -71,25 +71,70 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
     return rows
 
 
-def embed_to_file(run: Path, data: str, out: Path, split: str = "test") -> int:
-    if split not in ("train", "test"):
-        raise ContrastkitError(f"--split {split!r}: use train or test")
-    encoder, info, cfg, splits, preprocess = _open(Path(run), data)
-    emb = embed(encoder, getattr(splits, split).x, preprocess).numpy()
+def embed_to_file(run: Path, data: str, out: Path, split: str = "test", id_column: str | None = None) -> int:
+    """Embeddings of `data` with the run's encoder → `out` (.npy, .npz, .csv or .parquet).
+
+    A path the run's data kind can read row by row (image folder or array, table) is embedded whole, in input
+    order, with ids (file names, row numbers or `id_column`) and labels when present; other data (built-in
+    names, series, graphs, pairs) are loaded like the training data and `split` is embedded.
+    """
+    from ..data.inference import load_for_inference
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        try:
-            import pandas as pd
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ContrastkitError("--out *.parquet needs pyarrow: pip install 'contrastkit[parquet]', or use .npy")
-        pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])]).to_parquet(out)
-    elif out.suffix == ".npy":
-        np.save(out, emb)
+    if out.suffix not in (".npy", ".npz", ".csv", ".parquet"):
+        raise ContrastkitError(f"--out {out}: use a .npy, .npz, .csv or .parquet file name")
+    encoder, info, cfg = load_encoder(Path(run))
+    new = load_for_inference(data, info, id_column)
+    if new is not None:
+        x, ids, labels = new.x, new.ids, new.labels
+        if new.skipped:
+            import logging
+
+            logging.getLogger("contrastkit").warning(
+                f"note: skipped {len(new.skipped)} unreadable file(s): {', '.join(new.skipped[:5])}")
     else:
-        raise ContrastkitError(f"--out {out}: use a .npy or .parquet file name")
+        if split not in ("train", "test"):
+            raise ContrastkitError(f"--split {split!r}: use train or test")
+        _, info, cfg, splits, _ = _open(Path(run), data)
+        part = getattr(splits, split)
+        x, labels = part.x, None if part.y is None else part.y.tolist()
+        ids = [str(i) for i in range(len(x))]
+    emb = embed(encoder, x, create_preprocess(info)).numpy()
+    _write_embeddings(out, emb, ids, labels)
     return len(emb)
+
+
+def _write_embeddings(out: Path, emb: np.ndarray, ids: list[str], labels) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":  # the matrix alone; ids and labels beside it
+        np.save(out, emb)
+        import csv
+
+        with out.with_suffix(".ids.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "label"] if labels is not None else ["id"])
+            w.writerows(zip(ids, labels) if labels is not None else ([i] for i in ids))
+        return
+    if out.suffix == ".npz":
+        arrays = {"embeddings": emb, "ids": np.asarray(ids)}
+        if labels is not None:
+            arrays["labels"] = np.asarray([str(v) for v in labels])
+        np.savez(out, **arrays)
+        return
+    import pandas as pd
+
+    df = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
+    if labels is not None:
+        df.insert(0, "label", labels)
+    df.insert(0, "id", ids)
+    if out.suffix == ".csv":
+        df.to_csv(out, index=False)
+        return
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ContrastkitError("--out *.parquet needs pyarrow: pip install 'contrastkit[parquet]', or use .csv/.npz")
+    df.to_parquet(out, index=False)
 
 
 def regenerate_report(run: Path) -> Path:
