@@ -66,7 +66,7 @@ def test_crops_overlap_and_a_training_step_learns():
     assert METHODS.get("ts2vec").defaults["encoder"] == "tcn"
     torch.manual_seed(0)
     x = torch.randn(6, 2, 32)
-    method = create_method(cfg, info, None)
+    method = create_method(cfg, info, None)  # ts2vec builds no view modules: no training split needed
     for seed in range(5):
         v1, v2, crop_l = method.views(x, torch.Generator().manual_seed(seed))
         a, b = v1[..., -crop_l:], v2[..., :crop_l]

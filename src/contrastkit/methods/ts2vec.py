@@ -107,8 +107,8 @@ class TS2Vec(Method):
         "warmup_epochs": 0.0,
     }
 
-    def __init__(self, encoder, info, cfg):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder, info, cfg, train: Dataset | None = None):
+        super().__init__(encoder, info, cfg, train)
         if info.kind != "series":
             raise ContrastkitError(f"method 'ts2vec' needs series data; {info.name!r} is {info.kind}")
         if not hasattr(encoder, "steps"):
@@ -116,9 +116,6 @@ class TS2Vec(Method):
         if not 0 <= float(cfg["alpha"]) <= 1 or not 0 <= float(cfg["mask_p"]) < 1:
             raise ContrastkitError(f"ts2vec: alpha in [0, 1] and mask_p in [0, 1) (got {cfg['alpha']}, "
                                    f"{cfg['mask_p']})")
-
-    def setup(self, train: Dataset) -> None:  # no augmentation modules: the views are the crops
-        pass
 
     def views(self, x: torch.Tensor, g: torch.Generator):
         """The two overlapping segments and the overlap length (reference `fit`, lines with crop_*)."""
