@@ -165,7 +165,7 @@ def test_scgc_refuses_non_graph_data_and_bad_settings():
     info = DataInfo("t", "table", (4,))
     enc = create_encoder("mlp", info)
     with pytest.raises(ContrastkitError, match="needs graph data"):
-        METHODS.get("scgc")(enc, info, {**method_defaults("scgc"), "method": "scgc"})
+        METHODS.get("scgc")(enc, info, {**method_defaults("scgc"), "method": "scgc"}, None)
     x, edges, y = two_block_graph()
     splits = graph_splits("g", x, edges, y)
     for bad, match in (({"order": 0}, "order"), ({"targets": "dense"}, "targets"), ({"tau": -1}, "tau")):

@@ -302,7 +302,6 @@ def graph_splits(name: str, features: Any, edges: Any, labels: Any = None, weigh
     xs = smooth_features(x, edge_index, weight, steps) if as_ids == "features" else torch.arange(n)
     ds = GraphDataset(xs, y, info, edge_index, weight, x)
     GRAPHS[key] = ds
-    from ..evaluate import graph as _graph_evaluation  # noqa: F401  (registers the "graph" evaluation)
 
     _fit_batch_size(cfg, n, name)
     return DataSplits(ds, ds)

@@ -56,8 +56,8 @@ class GRACE(Method):
         "monitor_every": 0,  # train and test are the same nodes: the online kNN monitor would see itself
     }
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any]):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset):
+        super().__init__(encoder, info, cfg, train)
         if info.kind != "graph" or (info.extra or {}).get("graph_x") != "ids":
             raise ContrastkitError("method 'grace' needs graph data loaded with node ids as samples (graph_x: ids, "
                                    f"its default); got {info.name!r} of kind {info.kind!r}")
@@ -74,8 +74,10 @@ class GRACE(Method):
         self.head = nn.Sequential(nn.Linear(d, int(c["proj_hidden_dim"])), nn.ELU(),
                                   nn.Linear(int(c["proj_hidden_dim"]), int(c["proj_dim"])))
         self.graph = None
+        self.setup(train)
 
     def setup(self, train: Dataset) -> None:
+        """Called by the constructor: attaches the training graph (the views augment it each step)."""
         if getattr(train, "edge_index", None) is None:
             raise ContrastkitError("grace: the training data carries no graph")
         self.graph = train

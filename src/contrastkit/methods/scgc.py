@@ -76,8 +76,8 @@ class SCGC(Method):
         "monitor_every": 0,  # train and test are the same nodes: the online kNN monitor would see itself
     }
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any]):
-        super().__init__(encoder, info, cfg)
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset):
+        super().__init__(encoder, info, cfg, train)
         if info.kind != "graph":
             raise ContrastkitError(f"method {self.name!r} needs graph data (--data karate, --graph knn:K over a data "
                                    f"set, or --graph edges:PATH), but {info.name!r} is of kind {info.kind!r}")
@@ -101,8 +101,10 @@ class SCGC(Method):
         self.decoder = (nn.Sequential(nn.Linear(encoder.out_dim, width), nn.ReLU(inplace=True), nn.Linear(width, n_in))
                         if self.recon_weight > 0 else None)
         self.graph = None
+        self.setup(train)
 
     def setup(self, train: Dataset) -> None:
+        """Called by the constructor: attaches the training graph (and builds the soft-target tables)."""
         from ..data.graph import WalkSampler, normalized_adjacency
 
         if getattr(train, "edge_index", None) is None:
