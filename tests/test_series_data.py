@@ -135,3 +135,30 @@ def test_bundled_ucr_uea_by_name():
     assert j.info.shape[0] == 12 and not j.info.extra["equal_length"] and j.info.extra["min_length"] < 29
     assert j.info.extra["classes"] == [str(k) for k in range(1, 10)]
     assert torch.isnan(j.train.x).any()  # unequal lengths kept as NaN padding, not truncated
+
+
+def test_long_format_csv(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for sid in range(10):
+        n = 8 + sid % 3
+        for t in rng.permutation(n):  # rows out of time order: time_column sorts them
+            rows.append({"sid": f"s{sid}", "t": t, "a": float(sid + t), "b": -float(t), "label": sid % 2})
+    pd.DataFrame(rows).to_csv(tmp_path / "long.csv", index=False)
+    s = load_data(str(tmp_path / "long.csv"), {"series_id_column": "sid", "time_column": "t", "label_column": "label"})
+    assert s.info.kind == "series" and s.info.shape == (2, 10) and s.info.extra["channels"] == ["a", "b"]
+    assert len(s.train) + len(s.test) == 10 and s.info.num_classes == 2
+    lens = sorted(torch.cat([series_lengths(s.train.x), series_lengths(s.test.x)]).tolist())
+    assert lens == sorted(8 + i % 3 for i in range(10))
+    # channel b = -t, standardised: strictly decreasing along each series once sorted by time
+    b = s.train.x[0, 1, : int(series_lengths(s.train.x[:1])[0])]
+    assert (b[1:] < b[:-1]).all()
+    # without the series settings a CSV is still a table
+    assert load_data(str(tmp_path / "long.csv"), {"label_column": "label"}).info.kind == "table"
+    with pytest.raises(ContrastkitError, match="series-id-column"):
+        load_data(str(tmp_path / "long.csv"), {"data_kind": "series"})
+    pd.DataFrame(rows).assign(label=range(len(rows))).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ContrastkitError, match="different labels"):
+        load_data(str(tmp_path / "bad.csv"), {"series_id_column": "sid", "label_column": "label"})

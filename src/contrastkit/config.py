@@ -61,6 +61,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "graph_labels": None,  # ... node labels file (.npy / one-column .csv) for --graph edges:PATH
     "data_kind": None,  # .npy/.npz: image | series | None (auto, see data/series.py)
     "series_scaling": None,  # series: channel (per-channel standardisation on train, default) | none
+    "series_id_column": None,  # series in a long-format CSV: the column naming each series (data/series.py)
+    "time_column": None,  # ... and the column ordering its steps (default: file order)
 }
 
 # View settings: accepted from flags and YAML; when absent the view module's documented default applies

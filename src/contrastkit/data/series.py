@@ -321,6 +321,75 @@ def load_arrays_any(path: Path, cfg: dict[str, Any]) -> DataSplits:
     return load_image_arrays(path, cfg)
 
 
+# ------------------------------------------------------------------------------------ CSV in long format
+def _long_to_series(df, path, id_col: str, time_col: Optional[str], label_col: Optional[str], drop) -> tuple:
+    missing = [c for c in (id_col, time_col, label_col) if c is not None and c not in df.columns]
+    if missing:
+        raise ContrastkitError(f"{path}: column(s) {missing} not found; columns are {list(df.columns)}")
+    skip = {id_col, time_col, label_col, *(drop or [])}
+    values = [c for c in df.columns if c not in skip]
+    bad = [c for c in values if not np.issubdtype(df[c].dtype, np.number)]
+    if bad or not values:
+        raise ContrastkitError(f"{path}: value columns must be numeric; {bad or 'none left'} (set drop_columns, "
+                               f"label_column, time_column, series_id_column for the others)")
+    if time_col is not None:
+        df = df.sort_values([id_col, time_col], kind="stable")
+    series, labels, ids = [], [], []
+    for sid, part in df.groupby(id_col, sort=True):
+        series.append(part[values].to_numpy(dtype=np.float64).T)  # (C, T_i)
+        ids.append(sid)
+        if label_col is not None:
+            lab = part[label_col].unique()
+            if len(lab) != 1:
+                raise ContrastkitError(f"{path}: series {sid!r} has {len(lab)} different labels in {label_col!r}; "
+                                       "a series has one label")
+            labels.append(lab[0])
+    return series, (np.asarray(labels) if label_col is not None else None), values
+
+
+def load_series_table(path: Path, cfg: dict[str, Any]) -> DataSplits:
+    """A CSV / Parquet table in long format: one row per (series, time step); `series_id_column` names the
+    series, `time_column` (optional) orders the steps (else the file order), `label_column` (optional, one
+    value per series) the label; every other column (minus `drop_columns`) is a channel and must be numeric.
+    Split: `test_data` (a second file of the same format) or a seeded `test_fraction` of the series."""
+    from .table import read_table
+
+    id_col = cfg.get("series_id_column")
+    if not id_col:
+        raise ContrastkitError(f"{path}: a series table needs --series-id-column (the column naming each series)")
+    args = (id_col, cfg.get("time_column"), cfg.get("label_column"), cfg.get("drop_columns"))
+    xs, ys, channels = _long_to_series(read_table(path), path, *args)
+    if cfg.get("test_data"):
+        xt, yt, ch_t = _long_to_series(read_table(cfg["test_data"]), cfg["test_data"], *args)
+        if ch_t != channels:
+            raise ContrastkitError(f"{cfg['test_data']}: channel columns {ch_t} differ from the training file's "
+                                   f"{channels}")
+        splits = series_splits(Path(path).stem, xs, ys, xt, yt, scaling=cfg.get("series_scaling"))
+    else:
+        n = len(xs)
+        if n < 3:
+            raise ContrastkitError(f"{path}: {n} series; need at least 3 to hold some out for evaluation")
+        rng = np.random.default_rng(int(cfg.get("seed", 0)))
+        order = rng.permutation(n)
+        n_test = min(n - 2, max(1, int(round(n * float(cfg.get("test_fraction") or 0.2)))))
+        te, tr = order[:n_test], order[n_test:]
+        pick_y = lambda idx: None if ys is None else ys[idx]  # noqa: E731
+        splits = series_splits(Path(path).stem, [xs[i] for i in tr], pick_y(tr), [xs[i] for i in te], pick_y(te),
+                               scaling=cfg.get("series_scaling"))
+    splits.info.extra["channels"] = channels
+    return fit_batch_size(cfg, splits)
+
+
+def load_table_any(path: Path, cfg: dict[str, Any]) -> DataSplits:
+    """The .csv/.parquet suffix loader: a long-format series table with `data_kind: series` or a
+    `series_id_column`, otherwise the tabular loader (data/table.py) as before."""
+    if cfg.get("data_kind") == "series" or cfg.get("series_id_column"):
+        return load_series_table(path, cfg)
+    from .table import load_table
+
+    return load_table(path, cfg)
+
+
 # ----------------------------------------------------------------------------------------- UCR / UEA .ts
 def read_ts(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
     """A sktime/UEA `.ts` file → (list of (C, T_i) float arrays, labels as strings). '?' / NaN = missing."""
@@ -383,3 +452,4 @@ from . import register_source, register_suffix  # noqa: E402  (after definitions
 for _name in BUNDLED:
     register_source(_name)(lambda cfg, _n=_name: load_ucr(_n, cfg))
 register_suffix(".npy", ".npz")(load_arrays_any)  # replaces images.load_arrays, which it calls for images
+register_suffix(".csv", ".csv.gz", ".parquet")(load_table_any)  # replaces table.load_table, which it calls
