@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 
 from contrastkit.api import pretrain
 from contrastkit.config import resolve_config
@@ -74,6 +75,25 @@ def test_pretrain_api_evaluates_against_baselines(tmp_path):
     assert (tmp_path / "r" / "eval.json").exists() and (tmp_path / "r" / "report.html").exists()
 
 
-def test_batch_larger_than_data_is_refused(tmp_path):
-    with pytest.raises(ContrastkitError, match="larger than the training set"):
-        train(resolve_config({**SMALL, "batch_size": 5000, "out": str(tmp_path / "r")}), progress=False)
+def test_batch_larger_than_small_data_is_clamped_with_a_note(tmp_path, caplog):
+    result = train(resolve_config({**SMALL, "epochs": 1, "batch_size": 5000, "out": str(tmp_path / "r"),
+                                   "monitor_every": 0}), progress=False)
+    assert result.steps == 1  # one batch of the whole training split
+    assert "larger than the training set" in caplog.text
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["batch_size"] == len(result.splits.train)
+
+
+def test_knn_k_is_clamped_on_small_data():
+    from contrastkit.evaluate.protocol import evaluation_table
+
+    result_rows, _ = evaluation_table(torch.nn.Flatten(), lambda: torch.nn.Flatten(), _tiny_splits(), "cpu")
+    assert {r["metric"] for r in result_rows} >= {"kNN k=30 t=0.1", "kNN k=20 t=0.1"}
+
+
+def _tiny_splits():
+    from contrastkit.data.base import DataInfo, Dataset, DataSplits
+
+    info = DataInfo("tiny", "table", (4,))
+    g = torch.Generator().manual_seed(0)
+    return DataSplits(Dataset(torch.randn(30, 4, generator=g), torch.arange(30) % 3, info),
+                      Dataset(torch.randn(10, 4, generator=g), torch.arange(10) % 3, info))

@@ -61,9 +61,19 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
     if METHODS.get(cfg["method"]).needs_labels and splits.train.y is None:
         raise ContrastkitError(f"method {cfg['method']!r} needs labels, but data {cfg['data']!r} has none")
     plan = plan_from_config(cfg)
-    if len(splits.train) < plan.batch_size:
-        raise ContrastkitError(f"batch_size={plan.batch_size} is larger than the training set "
-                               f"({len(splits.train)} samples); use --batch-size {len(splits.train)}")
+    n_train, world = len(splits.train), distributed.world_size()
+    if n_train < plan.batch_size:  # small data: one batch of (almost) everything, said once
+        clamped = n_train - n_train % world
+        if clamped < 2 * world:
+            raise ContrastkitError(f"{cfg['data']}: {n_train} training samples; contrastive training needs at "
+                                   f"least {2 * world} (2 per process)")
+        if is_main:
+            import logging
+
+            logging.getLogger("contrastkit").warning(
+                f"note: --batch-size {plan.batch_size} is larger than the training set ({n_train} samples); "
+                f"using {clamped}")
+        cfg["batch_size"] = plan.batch_size = clamped
 
     run_dir = Path(cfg["out"]) if cfg.get("out") else distributed.broadcast_object(default_run_dir(cfg))
     cfg["out"] = str(run_dir)

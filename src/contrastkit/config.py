@@ -48,7 +48,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "label_column": None,
     "anomaly_label": None,
     "impute": False,
-    "drop_constant": False,
+    "drop_constant": True,  # tables: drop constant / all-missing columns with a note (false: refuse them)
     "normal_label": None,
     "drop_columns": None,
     "categorical_columns": None,
@@ -63,6 +63,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "series_scaling": None,  # series: channel (per-channel standardisation on train, default) | none
     "series_id_column": None,  # series in a long-format CSV: the column naming each series (data/series.py)
     "time_column": None,  # ... and the column ordering its steps (default: file order)
+    "forecast_horizon": None,  # series: also evaluate forecasting H steps ahead from the embedding (evaluate/series.py)
 }
 
 # View settings: accepted from flags and YAML; when absent the view module's documented default applies

@@ -42,7 +42,7 @@ HELP: dict[str, tuple[str, str]] = {
     "anomaly_label": ("data", "tables: the label value of anomalies; training then sees normal rows only"),
     "normal_label": ("data", "tables: the label value of normal rows (all others are anomalies)"),
     "impute": ("data", "tables: fill missing values with the training median instead of refusing them"),
-    "drop_constant": ("data", "tables: drop constant columns instead of refusing them"),
+    "drop_constant": ("data", "tables: drop constant or all-missing columns with a note (false: refuse them)"),
     "drop_columns": ("data", "tables: columns to ignore, e.g. [id, timestamp]"),
     "categorical_columns": ("data", "tables: columns to treat as categorical"),
     "scaler": ("data", "tables: standard (mean/std) or quantile (rank-Gauss)"),

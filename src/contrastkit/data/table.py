@@ -326,6 +326,13 @@ class TableSchema:
         if not numeric_cols and not cat_cols:
             raise ContrastkitError(f"{source}: no feature columns left (dropped: {dropped}); the table needs at "
                                    f"least one non-constant column besides the label")
+        if dropped:
+            import logging
+
+            logging.getLogger("contrastkit").warning(
+                f"note: dropped {len(dropped)} constant or all-missing column(s) of {source}: "
+                f"{', '.join(map(str, dropped[:10]))}{' ...' if len(dropped) > 10 else ''} (drop_constant: false "
+                "refuses them instead)")
         return cls(numeric_cols, cat_cols, mean, std, vocab, fill, dropped, scaler, quantiles)
 
     @property

@@ -48,7 +48,8 @@ def feature_sets(encoder: nn.Module, random_encoder: nn.Module, splits: DataSpli
 
 
 def evaluation_table(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], splits: DataSplits,
-                     device, knn_t: float = 0.1, linear: bool = True) -> tuple[list[dict[str, Any]], dict]:
+                     device, knn_t: float = 0.1, linear: bool = True,
+                     knn_ks: tuple[int, ...] = (200, 20)) -> tuple[list[dict[str, Any]], dict]:
     """Rows {"metric", "encoder", "random init", "raw input"} (accuracies in [0, 1]) and the feature sets.
 
     Needs labels on both splits; returns no rows without them.
@@ -57,13 +58,14 @@ def evaluation_table(encoder: nn.Module, make_random_encoder: Callable[[], nn.Mo
     if splits.train.y is None or splits.test.y is None:
         return [], sets
     ytr, yte = splits.train.y.cpu(), splits.test.y.cpu()
+    ks = tuple(sorted({min(int(k), len(ytr)) for k in knn_ks}, reverse=True))  # small data: k clamped, named
     rows: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
     for name, (tr, te) in sets.items():
         t0 = time.perf_counter()
-        acc = knn_accuracies(tr, ytr, te, yte, ks=(200, 20), t=knn_t)
-        rows.setdefault(f"kNN k=200 t={knn_t}", {})[name] = acc[200]
-        rows.setdefault(f"kNN k=20 t={knn_t}", {})[name] = acc[20]
+        acc = knn_accuracies(tr, ytr, te, yte, ks=ks, t=knn_t)
+        for k in ks:
+            rows.setdefault(f"kNN k={k} t={knn_t}", {})[name] = acc[k]
         timings[f"knn {name}"] = time.perf_counter() - t0
         if linear:
             t0 = time.perf_counter()
