@@ -93,3 +93,25 @@ def test_series_evaluation_table():
     unlabelled = series_splits("u", x[:20], None, x[20:], None)
     rows, extra = EVALUATIONS.get("series")(make_enc(), make_enc, unlabelled, torch.device("cpu"), {})
     assert rows == [] and extra["test_emb"].shape[0] == 20
+
+
+def test_forecast_rows():
+    from contrastkit.evaluate.series import forecast_rows, forecast_split
+
+    x = torch.arange(12.0).reshape(2, 1, 6).clone()
+    x[1, :, 5:] = float("nan")  # second series: 5 steps
+    window, target, last = forecast_split(x, 2)
+    assert torch.equal(target, torch.tensor([[4.0, 5.0], [9.0, 10.0]]))
+    assert torch.equal(torch.nan_to_num(window, -1), torch.tensor([[[0.0, 1, 2, 3]], [[6.0, 7, 8, -1]]]))
+    assert torch.equal(last, torch.tensor([[[1.0, 2, 3]], [[6.0, 7, 8]]]))
+    # sine waves with random phase: ridge on the raw window beats the last value
+    rng = np.random.default_rng(0)
+    t = np.arange(40)
+    phase = rng.uniform(0, 6.28, (60, 1))
+    s = series_splits("sin", np.sin(0.3 * t + phase[:40]), None, np.sin(0.3 * t + phase[40:]), None)
+    torch.manual_seed(0)
+    enc = create_encoder("resnet1d", s.info, width=4)
+    rows = forecast_rows({"encoder": enc}, s, 3, torch.device("cpu"))
+    assert rows[0]["metric"] == "forecast MSE (H=3)" and rows[0]["raw input"] < 0.01 < rows[0]["last value"]
+    rows, _ = EVALUATIONS.get("series")(enc, lambda: enc, s, torch.device("cpu"), {"forecast_horizon": 3})
+    assert [r["metric"] for r in rows] == ["forecast MSE (H=3)"]

@@ -11,6 +11,11 @@ architecture untrained, "raw input" = the standardised series, zero-padded to th
                      each series at its own length; full warping window unless the pair count × length² is
                      above `dtw_max_cells` (cfg, default 4e9), then a Sakoe–Chiba band of 10 % (named in the row)
 
+With `forecast_horizon: H` (cfg) a forecasting row follows (also for unlabelled data): ridge regression from the
+representation of each series' window (all but its last H steps) to those H steps, test MSE in standardised
+units, for the encoder and the random init, next to a ridge on the raw last steps ("raw input") and the
+last-value forecast ("last value").
+
 `dtw_distances(a, b, ...)` is a vectorised DTW (anti-diagonal wavefront over all pairs at once, in torch),
 tested against a plain double loop in tests/test_series_eval.py.
 """
@@ -27,6 +32,7 @@ from torch import nn
 
 from ..data import DataSplits
 from ..data.series import series_lengths
+from ..errors import ContrastkitError
 from .embed import embed
 from .linear import linear_probe
 from .protocol import register_evaluation
@@ -154,8 +160,14 @@ def series_evaluation(encoder: nn.Module, make_random_encoder: Callable[[], nn.M
     feats["raw input"] = (raw_series_features(xtr), raw_series_features(xte))
     timings["embed"] = time.perf_counter() - t0
     extra = {"timings": timings, "test_emb": feats["encoder"][1]}
+    forecast = []
+    if cfg.get("forecast_horizon"):
+        t0 = time.perf_counter()
+        forecast = forecast_rows({"encoder": encoder, "random init": random_encoder}, splits,
+                                 int(cfg["forecast_horizon"]), device)
+        timings["forecast"] = time.perf_counter() - t0
     if splits.train.y is None or splits.test.y is None:
-        return [], extra
+        return forecast, extra
     ytr, yte = splits.train.y.cpu(), splits.test.y.cpu()
     rows: dict[str, dict[str, Any]] = {}
     for name, (tr, te) in feats.items():
@@ -172,7 +184,51 @@ def series_evaluation(encoder: nn.Module, make_random_encoder: Callable[[], nn.M
     acc, label = dtw_1nn(xtr, ytr, xte, yte, float(cfg.get("dtw_max_cells") or DTW_MAX_CELLS))
     timings["1nn dtw"] = time.perf_counter() - t0
     rows[label] = {"encoder": "—", "random init": "—", "raw input": acc}
-    return [{"metric": m, **v} for m, v in rows.items()], extra
+    return [{"metric": m, **v} for m, v in rows.items()] + forecast, extra
+
+
+# ------------------------------------------------------------------------------------------ forecasting
+def forecast_split(x: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each series' last `horizon` valid steps are the target (N, C·H); everything before is the window (NaN-
+    padded to T − horizon). Also returns the last `w` steps of every window (N, C·w), w = the shortest window,
+    for the raw linear baseline."""
+    lengths = series_lengths(x)
+    if int(lengths.min()) <= horizon:
+        raise ContrastkitError(f"forecast_horizon={horizon}: the shortest series has {int(lengths.min())} steps; "
+                               "need more steps than the horizon")
+    n, c, t = x.shape
+    steps = torch.arange(t)[None, :]
+    start = (lengths - horizon)[:, None]
+    idx = (start + torch.arange(horizon)[None, :]).clamp(max=t - 1)
+    target = x.gather(2, idx[:, None, :].expand(n, c, horizon)).flatten(1)
+    window = x[..., : t - horizon].masked_fill((steps[:, : t - horizon] >= start)[:, None, :], float("nan"))
+    w = int((lengths - horizon).min())
+    last_idx = (start - w + torch.arange(w)[None, :]).clamp_min(0)
+    last = x.gather(2, last_idx[:, None, :].expand(n, c, w))
+    return window, target, last
+
+
+def forecast_rows(encoders: dict[str, nn.Module], splits: DataSplits, horizon: int, device) -> list[dict[str, Any]]:
+    """Ridge regression (RidgeCV) from a window's representation to the next `horizon` steps, MSE on the test
+    split in standardised units, next to the last-value and a linear (ridge on the raw window) forecast."""
+    from sklearn.linear_model import RidgeCV
+
+    wtr, ttr, ltr = forecast_split(splits.train.x, horizon)
+    wte, tte, lte = forecast_split(splits.test.x, horizon)
+    alphas = np.logspace(-3, 3, 7)
+
+    def ridge_mse(ftr, fte) -> float:
+        model = RidgeCV(alphas=alphas).fit(ftr.double().numpy(), ttr.double().numpy())
+        return float(((model.predict(fte.double().numpy()) - tte.double().numpy()) ** 2).mean())
+
+    row: dict[str, Any] = {"metric": f"forecast MSE (H={horizon})"}
+    for name, enc in encoders.items():
+        row[name] = ridge_mse(embed(enc, wtr, device=device), embed(enc, wte, device=device))
+    row["raw input"] = ridge_mse(ltr.flatten(1), lte.flatten(1))
+    c = splits.test.x.shape[1]
+    last_value = lte[:, :, -1:].expand(-1, c, horizon).flatten(1)
+    row["last value"] = float(((last_value - tte) ** 2).mean())
+    return [row]
 
 
 def dtw_1nn(xtr, ytr, xte, yte, max_cells: float = DTW_MAX_CELLS) -> tuple[float, str]:
