@@ -22,10 +22,16 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
-# torch==2.13.0 (pinned in pyproject.toml) is the CPU build; pip takes it from the local wheel cache here.
+# torch 2.13.0 CPU: pip takes it from the local wheel folder here.
 find_links=()
 [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)  # where this kind of machine keeps the CPU torch wheel
 log=$(mktemp)
+# torch first, pinned to the CPU build on disk: the project asks only torch>=2.13, and an unpinned resolve
+# could choose a multi-GB CUDA build
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check "${find_links[@]}" torch==2.13.0 >"$log" 2>&1 \
+    || { grep -v "^WARNING: Location" "$log" >&2; exit 1; }
+fi
 if ! .venv/bin/python -m pip install -q --disable-pip-version-check "${find_links[@]}" -e ".${extras}" >"$log" 2>&1; then
   grep -v "^WARNING: Location" "$log" >&2; exit 1
 fi
