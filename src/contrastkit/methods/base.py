@@ -45,7 +45,7 @@ class Method(nn.Module):
     # the anomaly protocol's centroid: mean of normalised embeddings, or "raw" (CLAN's reference, METHODS §14)
     anomaly_centroid: ClassVar[str] = "normalized"
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset):
+    def __init__(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any], train: Dataset | None = None):
         super().__init__()
         self.encoder = encoder
         self.info = info
