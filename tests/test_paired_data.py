@@ -130,3 +130,13 @@ def test_mfeat_views_by_name():
     assert s.train.a.shape[1] == 64 and s.train.b.shape[1] == 6
     with pytest.raises(ContrastkitError, match="valid views"):
         load_data("mfeat:pix,xyz", {})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is not None, reason="transformers installed")
+def test_text_model_without_transformers_is_a_clear_error(tmp_path):
+    (tmp_path / "a.txt").write_text("a red thing\na blue thing\na green one\na big red one\nsmall\n")
+    np.save(tmp_path / "b.npy", np.random.default_rng(0).normal(size=(5, 3)))
+    with pytest.raises(ContrastkitError, match="transformers"):
+        load_data(f"paired:{tmp_path / 'a.txt'},{tmp_path / 'b.npy'}", {"text_model": str(tmp_path)})
+    s = load_data(f"paired:{tmp_path / 'a.txt'},{tmp_path / 'b.npy'}", {})
+    assert s.info.extra["sides"][0]["kind"] == "text"

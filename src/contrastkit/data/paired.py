@@ -21,6 +21,8 @@ Every source is split with a seeded permutation (`seed`, `test_fraction`, defaul
   keeps std 1); a side whose training rows are all identical is an error (nothing to contrast);
 * image: uint8 (N, C, H, W) with per-channel training mean/std (same contract as image data);
 * text: int64 (N, L) hashed n-gram ids (encoders/text.py); an empty caption is an error naming its key.
+  With `text_model: PATH` (a local Hugging Face model folder, `transformers` installed) the captions become
+  frozen mean-pooled features of that model instead, i.e. a table side (never downloaded).
 
 `PairedDataset.batch(index)` returns `Batch(x=(a, b), ...)`; `PairedDataset.x` is the two sides flattened
 and concatenated as float32 (N, Fa + Fb), so kNN monitors and `embed` work unchanged with the `paired`
@@ -162,6 +164,14 @@ def _prepare(side: RawSide, tr, te, cfg):
         return _table_side(side, tr, te)
     if side.kind == "image":
         return _image_side(side, tr, te)
+    if cfg.get("text_model"):  # frozen features of a LOCAL Hugging Face model: the side becomes a table
+        from ..encoders.text import hf_text_features
+
+        _text_side(side, tr, te, cfg)  # same checks (empty captions, constant side)
+        feats = hf_text_features([str(t) for t in side.values], str(cfg["text_model"])).numpy()
+        a_tr, a_te, meta = _table_side(RawSide(side.name, "table", feats), tr, te)
+        meta["extra"] = {"text_model": str(cfg["text_model"])}
+        return a_tr, a_te, meta
     return _text_side(side, tr, te, cfg)
 
 
