@@ -302,17 +302,7 @@ def graph_splits(name: str, features: Any, edges: Any, labels: Any = None, weigh
     xs = smooth_features(x, edge_index, weight, steps) if as_ids == "features" else torch.arange(n)
     ds = GraphDataset(xs, y, info, edge_index, weight, x)
     GRAPHS[key] = ds
-
-    _fit_batch_size(cfg, n, name)
     return DataSplits(ds, ds)
-
-
-def _fit_batch_size(cfg: dict[str, Any], n: int, name: str) -> None:
-    """A graph smaller than the batch trains full-batch: batch_size is lowered to the node count (the saved
-    config records it), instead of the trainer's "batch larger than the training set" error."""
-    if cfg.get("batch_size") is not None and int(cfg["batch_size"]) > n:
-        warnings.warn(f"{name}: batch_size {cfg['batch_size']} > {n} nodes; training full-batch ({n})", stacklevel=3)
-        cfg["batch_size"] = n
 
 
 # --------------------------------------------------------------------------------------------- sources
