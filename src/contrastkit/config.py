@@ -36,7 +36,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "evaluate": True,  # evaluation table at the end of pretraining
     "checkpoint_every": 0,  # steps between mid-epoch checkpoints (0: only at the end of each epoch)
     "skip_nonfinite": 0,  # steps with a NaN/inf loss or gradient to skip before the run stops
-    "sync_bn": False,  # multi-process: BatchNorm statistics over the global batch
+    "sync_bn": True,  # multi-process: BatchNorm statistics over the global batch (K processes = 1 process)
     "overwrite": False,  # write into an existing --out that holds another run or other files
     "knn_t": 0.1,
     "out": None,  # run folder; default runs/<method>-<data>-<time>

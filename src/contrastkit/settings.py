@@ -61,7 +61,7 @@ HELP: dict[str, tuple[str, str]] = {
     "device": ("training", "auto, cpu, cuda or cuda:N"),
     "precision": ("training", "auto (bf16 where fast), fp32, bf16 or fp16"),
     "channels_last": ("training", "images: channels-last memory format"),
-    "sync_bn": ("training", "torchrun: BatchNorm statistics over the global batch"),
+    "sync_bn": ("training", "torchrun: BatchNorm statistics over the global batch (false: per process)"),
     "skip_nonfinite": ("training", "steps with a NaN/inf loss to skip before stopping"),
     "log_every": ("run", "steps between metrics.csv rows"),
     "monitor_every": ("run", "steps between online kNN / diagnostics (0 = off)"),
