@@ -84,3 +84,23 @@ def test_pretrain_clip_end_to_end(tmp_path):
     assert rows["mean R@5"]["encoder"] > rows["mean R@5"]["random init"]
     assert (tmp_path / "run" / "encoder.pt").exists()
     assert result.method.scale().item() <= 100.0
+
+
+def test_paired_evaluation_on_images_and_captions():
+    from contrastkit.data.paired import RawSide, paired_splits
+    from contrastkit.encoders import create_encoder
+
+    rng = np.random.default_rng(0)
+    colours = ["red", "green", "blue", "yellow"]
+    idx = rng.integers(0, 4, 60)
+    imgs = np.zeros((60, 3, 8, 8), dtype=np.uint8)
+    for i, c in enumerate(idx):
+        imgs[i, c % 3] = 60 * (c + 1)
+        imgs[i] += rng.integers(0, 20, (3, 8, 8), dtype=np.uint8)
+    caps = [f"a {colours[c]} square number {i}" for i, c in enumerate(idx)]
+    s = paired_splits("pics", RawSide("image", "image", imgs), RawSide("text", "text", caps), idx, {})
+    make = lambda: create_encoder("paired", s.info, embed_dim=8)  # noqa: E731
+    rows, extra = EVALUATIONS.get("paired")(make(), make, s, "cpu", {})
+    by = {r["metric"]: r for r in rows}
+    assert by["image→text R@10"]["CCA"] is not None and "cca_error" not in extra
+    assert extra["side_embeddings"][0].shape == (len(s.test), 8)
