@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from contrastkit.data import load_data
-from contrastkit.data.graph import (WalkSampler, build_graph, graph_splits, normalized_adjacency,
-                                    parse_graph_setting, smooth_features, target_rows)
+from contrastkit.data.graph import (
+    WalkSampler,
+    build_graph,
+    graph_splits,
+    normalized_adjacency,
+    parse_graph_setting,
+    smooth_features,
+    target_rows,
+)
 from contrastkit.errors import ContrastkitError
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]

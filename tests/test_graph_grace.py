@@ -88,10 +88,10 @@ def test_gcn_needs_its_graph_and_graph_data():
 
 
 def test_drop_edges_keeps_the_view_symmetric_and_drops_about_p():
-    x, edges, _ = graph(n=200, e=3000, seed=2)
+    _, edges, _ = graph(n=200, e=3000, seed=2)
     ei, w, _ = build_graph(edges, 200)
     g = torch.Generator().manual_seed(0)
-    e2, w2 = drop_edges(ei, w, 0.3, g)
+    e2, _ = drop_edges(ei, w, 0.3, g)
     pairs = set(map(tuple, e2.T.tolist()))
     assert all((v, u) in pairs for u, v in pairs)
     assert abs(e2.shape[1] / ei.shape[1] - 0.7) < 0.05

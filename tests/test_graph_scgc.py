@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from contrastkit.data.base import Batch
 from contrastkit.data.graph import graph_splits, normalized_adjacency, target_rows
 from contrastkit.encoders import create_encoder
 from contrastkit.errors import ContrastkitError

@@ -49,37 +49,46 @@ import dataclasses
 import hashlib
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ContrastkitError
 from . import register_source
-from .base import DataInfo, DataSplits, Dataset
+from .base import DataInfo, Dataset, DataSplits
 
 __all__ = [
-    "GRAPHS", "GraphDataset", "build_graph", "graph_splits", "load_graph_data", "normalized_adjacency",
-    "smooth_features", "target_rows", "random_walk_targets", "row_sums_of_target", "parse_graph_setting",
+    "GRAPHS",
+    "GraphDataset",
+    "build_graph",
+    "graph_splits",
+    "load_graph_data",
+    "normalized_adjacency",
+    "parse_graph_setting",
+    "random_walk_targets",
+    "row_sums_of_target",
+    "smooth_features",
+    "target_rows",
 ]
 
 # graph_key → GraphDataset: lets the `gcn` encoder (created from a DataInfo only) find its graph in-process.
-GRAPHS: dict[str, "GraphDataset"] = {}
+GRAPHS: dict[str, GraphDataset] = {}
 
 
 @dataclasses.dataclass
 class GraphDataset(Dataset):
     """One node set. `edge_index`/`edge_weight` are the symmetric edge list without self-loops (CSR order)."""
 
-    edge_index: Optional[torch.Tensor] = None
-    edge_weight: Optional[torch.Tensor] = None
-    raw_x: Optional[torch.Tensor] = None
+    edge_index: torch.Tensor | None = None
+    edge_weight: torch.Tensor | None = None
+    raw_x: torch.Tensor | None = None
 
     @property
     def num_nodes(self) -> int:
         return int(self.raw_x.shape[0])
 
-    def to(self, device: torch.device | str) -> "GraphDataset":
+    def to(self, device: torch.device | str) -> GraphDataset:
         y = None if self.y is None else self.y.to(device)
         return GraphDataset(self.x.to(device), y, self.info, self.edge_index.to(device),
                             self.edge_weight.to(device), self.raw_x.to(device))
@@ -160,7 +169,7 @@ class WalkSampler:
         self.start = torch.cat([torch.zeros(1, dtype=torch.float64, device=w.device), self.prefix])[self.rowptr[:-1]]
         self.wsum = torch.zeros(n, dtype=torch.float64, device=w.device).index_add_(0, src, w)
 
-    def step(self, cur: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    def step(self, cur: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         total = self.wsum[cur] + 1.0  # + the self-loop of weight 1
         u = torch.rand(cur.shape, generator=generator, device=cur.device, dtype=torch.float64) * total
         move = u >= 1.0
@@ -175,7 +184,7 @@ class WalkSampler:
         return out
 
     def sample(self, index: torch.Tensor, r: int, m: int, cumulative: bool,
-               generator: Optional[torch.Generator]) -> torch.Tensor:
+               generator: torch.Generator | None) -> torch.Tensor:
         """(B, m) walk endpoints. Plain: r steps (∼ Â^r[i]). Cumulative: a uniform length t ∈ 1..r per walk
         (∼ Σ_t Â^t[i] / r)."""
         cur = index.repeat_interleave(m)
@@ -265,7 +274,7 @@ def _graph_key(edge_index: torch.Tensor, weight: torch.Tensor, x: torch.Tensor) 
 
 
 def graph_splits(name: str, features: Any, edges: Any, labels: Any = None, weights: Any = None,
-                 cfg: Optional[dict[str, Any]] = None, source: str = "") -> DataSplits:
+                 cfg: dict[str, Any] | None = None, source: str = "") -> DataSplits:
     """Features (n, F) + edges (E, 2) (+ labels (n,), weights (E,)) → DataSplits of kind "graph"."""
     cfg = cfg or {}
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
@@ -375,7 +384,7 @@ def _read_labels(path: str) -> np.ndarray:
     return pd.read_csv(p, header=None).iloc[:, -1].to_numpy()
 
 
-def _read_features(path: Path, cfg: dict[str, Any]) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
+def _read_features(path: Path, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Features in FILE ORDER (rows = node ids), labels or None, and any other arrays of an .npz."""
     name = path.name.lower()
     arrays: dict = {}
@@ -388,7 +397,7 @@ def _read_features(path: Path, cfg: dict[str, Any]) -> tuple[np.ndarray, Optiona
         y = arrays.get("y", arrays.get("labels"))
     elif name.endswith(".npy"):
         x, y = np.load(path, allow_pickle=False), None
-    elif name.endswith(".csv") or name.endswith(".csv.gz"):
+    elif name.endswith((".csv", ".csv.gz")):
         from .table import read_table
 
         df = read_table(path)
@@ -409,7 +418,7 @@ def _read_features(path: Path, cfg: dict[str, Any]) -> tuple[np.ndarray, Optiona
     return np.asarray(x), (None if y is None else np.asarray(y)), arrays
 
 
-def _read_edges(source: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def _read_edges(source: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Edge pairs (E, 2) and optional weights from a .csv/.npy/.npz path or the arrays of an .npz."""
     if isinstance(source, dict):
         arrays, where = source, "the .npz"

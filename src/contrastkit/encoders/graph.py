@@ -17,6 +17,8 @@ full-graph output is cached until a parameter changes. Methods that augment the 
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -24,7 +26,7 @@ from ..data.base import DataInfo
 from ..errors import ContrastkitError
 from . import register_encoder
 
-__all__ = ["GCNLayer", "GCNEncoder", "sparse_propagate"]
+__all__ = ["GCNEncoder", "GCNLayer", "sparse_propagate"]
 
 
 def sparse_propagate(a_hat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -56,7 +58,7 @@ class GCNEncoder(nn.Module):
         self.graph_key = str(extra["graph_key"])
         self.graph_x = str(extra.get("graph_x", "features"))
         dims = [int(extra.get("num_features", info.shape[0]))] + [int(hidden)] * (int(layers) - 1) + [int(out_dim)]
-        self.layers = nn.ModuleList(GCNLayer(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(GCNLayer(a, b) for a, b in itertools.pairwise(dims))
         self.acts = nn.ModuleList(nn.PReLU(b) for b in dims[1:-1])
         self.out_dim = int(out_dim)
         self._graph = None  # (x, Â) on the encoder's device, built lazily

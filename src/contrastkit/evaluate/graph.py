@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from .embed import embed
 from .linear import linear_probe
 from .protocol import register_evaluation
 
-__all__ = ["graph_evaluation", "node_split", "spectral_labels", "SPECTRAL_MAX_NODES"]
+__all__ = ["SPECTRAL_MAX_NODES", "graph_evaluation", "node_split", "spectral_labels"]
 
 SPECTRAL_MAX_NODES = 20000
 METRICS = (("acc", "clustering ACC"), ("nmi", "clustering NMI"), ("ari", "clustering ARI"))
@@ -44,7 +45,7 @@ def node_split(y: np.ndarray, seed: int = 0, train_fraction: float = 0.5) -> tup
     train, test = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        k = int(round(train_fraction * len(idx)))
+        k = round(train_fraction * len(idx))
         k = min(max(k, 1), max(len(idx) - 1, 1))
         train.append(idx[:k])
         test.append(idx[k:])
@@ -93,7 +94,7 @@ def graph_evaluation(encoder, make_random_encoder: Callable[[], Any], splits, de
     if g.y is None:
         return [], extra
     y = g.y.cpu().numpy()
-    k = int(len(np.unique(y)))
+    k = len(np.unique(y))
     t0 = time.perf_counter()
     random_emb = embed(make_random_encoder().to(device), g.x, device=device)
     timings["embed random init"] = time.perf_counter() - t0

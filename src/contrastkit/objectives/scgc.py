@@ -20,7 +20,6 @@ as in every mini-batch InfoNCE.)
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,7 @@ from torch import Tensor
 
 from ..errors import ContrastkitError
 
-__all__ = ["ncontrast_loss", "ncontrast_sampled", "EPS"]
+__all__ = ["EPS", "ncontrast_loss", "ncontrast_sampled"]
 
 EPS = 1e-8  # the reference's log(· + 1e-8)
 
@@ -39,7 +38,7 @@ def _log_ratio_loss(log_num: Tensor, log_den: Tensor) -> Tensor:
 
 
 def ncontrast_loss(z_rows: Tensor, z_keys: Tensor, target: Tensor, tau: float,
-                   self_index: Optional[Tensor] = None) -> Tensor:
+                   self_index: Tensor | None = None) -> Tensor:
     """Exact L_NC of `z_rows` (B, d) against all keys `z_keys` (n, d) with soft targets `target` (B, n) ≥ 0.
 
     `self_index` (B,): the key index of each row (its similarity is set to 0, the reference's mask); None when

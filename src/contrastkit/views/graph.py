@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from torch import nn
 from ..data.base import DataInfo, Dataset
 from ..errors import ContrastkitError
 
-__all__ = ["drop_edges", "mask_features", "FeatureMask", "graph_views"]
+__all__ = ["FeatureMask", "drop_edges", "graph_views", "mask_features"]
 
 
 def _check_p(p: float, name: str) -> float:
@@ -32,7 +32,7 @@ def _check_p(p: float, name: str) -> float:
 
 
 def drop_edges(edge_index: torch.Tensor, edge_weight: torch.Tensor, p: float,
-               generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep each undirected edge (listed in both directions in edge_index) with probability 1 − p."""
     p = _check_p(p, "drop_edge")
     if p == 0.0:
@@ -44,7 +44,7 @@ def drop_edges(edge_index: torch.Tensor, edge_weight: torch.Tensor, p: float,
     return torch.cat([e, e.flip(0)], dim=1), torch.cat([w, w])
 
 
-def mask_features(x: torch.Tensor, p: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def mask_features(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Zero each feature column with probability p (the same columns for all nodes)."""
     p = _check_p(p, "mask_feature")
     if p == 0.0:
@@ -60,7 +60,7 @@ class FeatureMask(nn.Module):
         super().__init__()
         self.rate = _check_p(rate, "mask_rate")
 
-    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.rate == 0.0:
             return x
         keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.rate
