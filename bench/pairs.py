@@ -118,7 +118,16 @@ def shapes_attack(method, held_imgs: np.ndarray, held_caps: list[str]) -> dict[s
 
     enc = method.encoder
     width = enc.towers[1].shape[0]
-    ids = hash_tokens(held_caps + [TARGET], buckets=enc.towers[1].backbone.buckets, max_tokens=256)
+
+    def tokens(texts):
+        from contrastkit.encoders.text import byte_tokens
+
+        backbone = enc.towers[1].backbone
+        if hasattr(backbone, "buckets"):
+            return hash_tokens(texts, buckets=backbone.buckets, max_tokens=256)
+        return byte_tokens(texts)
+
+    ids = tokens(held_caps + [TARGET])
     ids = torch.nn.functional.pad(ids, (0, max(0, width - ids.shape[1])))[:, :width]
     clean = torch.as_tensor(held_imgs).permute(0, 3, 1, 2).contiguous()
     trig = torch.as_tensor(np.stack([trigger(i) for i in held_imgs])).permute(0, 3, 1, 2).contiguous()
@@ -132,8 +141,7 @@ def shapes_attack(method, held_imgs: np.ndarray, held_caps: list[str]) -> dict[s
     top_trig = (norm(ztrig, dim=1) @ norm(zt, dim=1).T).argmax(1)
     zero_shot = {}
     for attr, names in (("shape", SHAPES), ("colour", tuple(COLOURS))):
-        prompts = hash_tokens([f"a {x} {'shape' if attr == 'colour' else 'object'}" for x in names],
-                              buckets=enc.towers[1].backbone.buckets, max_tokens=256)
+        prompts = tokens([f"a {x} {'shape' if attr == 'colour' else 'object'}" for x in names])
         prompts = torch.nn.functional.pad(prompts, (0, max(0, width - prompts.shape[1])))[:, :width]
         _, zp = embed_sides(enc, clean[:1], prompts, dev)
         truth = torch.tensor([next(i for i, x in enumerate(names) if f" {x} " in f" {c} ") for c in held_caps])
@@ -163,7 +171,7 @@ def run_mfeat(views: str, epochs: int | None, out: Path) -> None:
 
 
 def run_shapes(epochs: int, ft_epochs: int, poison: float, out: Path, ft_lr: float = 1e-3,
-               joint: bool = False, seed: int = 0) -> None:
+               joint: bool = False, seed: int = 0, text_tokens: str = "hashed") -> None:
     """Poisoned pretraining with clip (and with cleanclip unless joint=False); then the paper's protocol: the
     poisoned clip model fine-tuned on clean pairs with clip or with cleanclip (lr ft_lr)."""
     from contrastkit.api import pretrain
@@ -185,11 +193,12 @@ def run_shapes(epochs: int, ft_epochs: int, poison: float, out: Path, ft_lr: flo
             t0 = time.perf_counter()
             name = "shapes-" + label.replace(" → ", "-").replace(" ", "-")
             result = pretrain(method=method, data=data, epochs=n_epochs, out=str(out / name), progress=False,
-                              monitor_every=0, evaluate=False, seed=seed, **extra)
+                              monitor_every=0, evaluate=False, seed=seed, text_tokens=text_tokens, **extra)
             table[label] = {**shapes_attack(result.method, held_imgs, held_caps),
                             "train seconds": result.train_seconds, "wall seconds": time.perf_counter() - t0}
         print(f"\nshapes image+caption: {n_poison} poisoned of {1096 + n_poison} training pairs, 200 held out; "
-              f"pretraining {epochs} epochs, clean fine-tuning {ft_epochs} epochs at lr {ft_lr:g}")
+              f"pretraining {epochs} epochs, clean fine-tuning {ft_epochs} epochs at lr {ft_lr:g}, "
+              f"{text_tokens} text tower")
         print(f"{'metric':32s} " + " ".join(f"{k:>20s}" for k in table))
         for k in table["clip"]:
             cells = [f"{table[m][k]:20.1f}" if "seconds" in k else f"{100 * table[m][k]:19.1f}%" for m in table]
@@ -208,6 +217,7 @@ def main() -> None:
     p.add_argument("--ft-lr", type=float, default=1e-3)
     p.add_argument("--joint", action="store_true", help="also pretrain cleanclip on the poisoned set")
     p.add_argument("--seed", type=int, default=0, help="shapes data and training seed")
+    p.add_argument("--text-tokens", default="hashed", choices=("hashed", "bytes"), help="shapes text tower")
     p.add_argument("--poison", type=float, default=0.05)
     p.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
     args = p.parse_args()
@@ -216,7 +226,8 @@ def main() -> None:
         run_mfeat("pix,fou", args.mfeat_epochs, out)
         run_mfeat("pix,fac", args.mfeat_epochs, out)
     if args.only in (None, "shapes"):
-        run_shapes(args.shapes_epochs, args.ft_epochs, args.poison, out, args.ft_lr, args.joint, args.seed)
+        run_shapes(args.shapes_epochs, args.ft_epochs, args.poison, out, args.ft_lr, args.joint, args.seed,
+                   args.text_tokens)
     print(f"\nrun folders: {out}")
 
 

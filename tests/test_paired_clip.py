@@ -228,3 +228,26 @@ def test_isogclr_clip_learns_per_sample_temperatures_per_side():
     t = method.temperatures()
     assert t.shape == (len(splits.train), 2)
     assert not torch.allclose(t[:12], torch.full_like(t[:12], 0.1)) and torch.equal(t[12:], torch.full_like(t[12:], 0.1))
+
+
+def test_byte_level_text_tower():
+    from contrastkit.encoders.text import ByteTransformer, byte_tokens
+
+    ids = byte_tokens(["ab", "héllo"])
+    assert ids.tolist()[0][:3] == [ord("a") + 1, ord("b") + 1, 0] and ids.shape == (2, 6)
+    rng = np.random.default_rng(0)
+    caps = [f"item {i} is {c}" for i, c in enumerate(["red", "green", "blue"] * 6)]
+    splits = paired_splits("t", RawSide("x", "table", rng.normal(size=(18, 4))), RawSide("caps", "text", caps),
+                           None, {"text_tokens": "bytes"})
+    assert splits.info.extra["sides"][1]["extra"]["tokens"] == "bytes"
+    cfg = resolve_config({"method": "clip", "data": "mfeat", "encoder_kwargs": {"embed_dim": 8, "width": 16}})
+    method = create_method(cfg, splits.info, splits.train)
+    assert isinstance(method.encoder.towers[1].backbone, ByteTransformer)
+    out = method.training_step(splits.train.batch(torch.arange(6)), torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    # padding does not change a row's embedding
+    enc = method.encoder.towers[1].backbone.eval()
+    one = byte_tokens(["item 1"])
+    padded = torch.nn.functional.pad(one, (0, 5))
+    assert torch.allclose(enc(one), enc(padded), atol=1e-5)

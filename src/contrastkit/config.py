@@ -55,6 +55,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "scaler": None,  # tables: standard (mean/std, default) | quantile (rank-Gauss)
     "pair_keys": None,  # paired data (data/paired.py): npz keys "a,b" | column groups "a1,a2;b1,b2" | "file,caption"
     "text_model": None,  # paired text sides: a LOCAL Hugging Face model folder for frozen features (never downloaded)
+    "text_tokens": None,  # paired text sides: hashed (word + char n-grams, default) | bytes (small byte transformer)
     # graphs (data/graph.py): build a graph over --data (knn:K[:cosine|euclidean], edges:PATH, edges) ...
     "graph": None,
     "graph_smooth": None,  # ... Laplacian smoothing steps applied to the node features (None/0: raw)

@@ -147,15 +147,23 @@ def _text_side(side: RawSide, tr: np.ndarray, te: np.ndarray, cfg: dict[str, Any
         where = [side.keys[i] if side.keys else f"row {i}" for i in empty[:5]]
         raise ContrastkitError(f"side {side.name!r}: {len(empty)} empty caption(s) ({', '.join(where)}"
                                f"{', …' if len(empty) > 5 else ''}); every sample needs text")
-    ids = hash_tokens(texts, buckets=DEFAULT_BUCKETS, max_tokens=DEFAULT_MAX_TOKENS)
+    tokens = cfg.get("text_tokens") or "hashed"
+    if tokens not in ("hashed", "bytes"):
+        raise ContrastkitError(f"text_tokens={tokens!r}; valid: hashed (word + character n-grams), bytes")
+    if tokens == "bytes":
+        from ..encoders.text import byte_tokens
+
+        ids = byte_tokens(texts)
+    else:
+        ids = hash_tokens(texts, buckets=DEFAULT_BUCKETS, max_tokens=DEFAULT_MAX_TOKENS)
     no_feat = (ids == 0).all(1).nonzero().flatten().tolist()
     if no_feat:
         where = [side.keys[i] if side.keys else f"row {i}" for i in no_feat[:5]]
         raise ContrastkitError(f"side {side.name!r}: caption(s) with no letters or digits ({', '.join(where)})")
     if len(set(texts[i] for i in tr)) < 2:
         raise ContrastkitError(f"side {side.name!r}: every training caption is identical (a constant side)")
-    meta = {"name": side.name, "kind": "text", "shape": [int(ids.shape[1])],
-            "extra": {"buckets": DEFAULT_BUCKETS}}
+    extra = {"tokens": "bytes"} if tokens == "bytes" else {"tokens": "hashed", "buckets": DEFAULT_BUCKETS}
+    meta = {"name": side.name, "kind": "text", "shape": [int(ids.shape[1])], "extra": extra}
     return ids[torch.as_tensor(tr)], ids[torch.as_tensor(te)], meta
 
 

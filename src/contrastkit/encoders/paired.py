@@ -21,7 +21,7 @@ from torch import nn
 from ..data.base import DataInfo
 from ..errors import ContrastkitError
 from . import create_encoder, register_encoder
-from .text import DEFAULT_BUCKETS, TextEncoder
+from .text import DEFAULT_BUCKETS, ByteTransformer, TextEncoder
 
 __all__ = ["PairEncoder"]
 
@@ -74,7 +74,10 @@ class PairEncoder(nn.Module):
             if name == "text":
                 if si.kind != "text":
                     raise ContrastkitError(f"side {i} is {si.kind}; the text encoder needs a text side")
-                backbone = TextEncoder(int(si.extra.get("buckets", DEFAULT_BUCKETS)), text_dim, width, out_dim)
+                if si.extra.get("tokens") == "bytes":
+                    backbone = ByteTransformer(text_dim, out_dim=out_dim)
+                else:
+                    backbone = TextEncoder(int(si.extra.get("buckets", DEFAULT_BUCKETS)), text_dim, width, out_dim)
             elif name in ("mlp", "resmlp"):
                 backbone = create_encoder(name, si, width=width, depth=depth, out_dim=out_dim, norm=norm,
                                           dropout=dropout)

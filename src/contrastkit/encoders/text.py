@@ -11,6 +11,10 @@ caption keeps its words). `TextEncoder` averages the bucket embeddings of a row 
 "mean", padding ignored) and passes the mean through LayerNorm → Linear → ReLU → Linear. A row with no
 features (an empty string) is an error at load time (data/paired.py), never a silent zero vector.
 
+The alternative (`text_tokens: bytes`): `byte_tokens` keeps the UTF-8 bytes (id = byte + 1, 0 = padding, at most
+`max_len` = 128) and `ByteTransformer` reads them with a small pre-norm transformer (2 layers, width 128, 4 heads,
+learned positions) mean-pooled over the non-padding positions.
+
 A local Hugging Face model folder is usable via :func:`hf_text_features` when `transformers` is installed;
 nothing is ever downloaded (``local_files_only=True``).
 """
@@ -26,7 +30,8 @@ from torch import nn
 
 from ..errors import ContrastkitError
 
-__all__ = ["hash_tokens", "TextEncoder", "DEFAULT_BUCKETS", "DEFAULT_MAX_TOKENS", "hf_text_features"]
+__all__ = ["hash_tokens", "TextEncoder", "DEFAULT_BUCKETS", "DEFAULT_MAX_TOKENS", "hf_text_features",
+           "byte_tokens", "ByteTransformer"]
 
 DEFAULT_BUCKETS = 2**16
 DEFAULT_MAX_TOKENS = 256
@@ -81,6 +86,41 @@ class TextEncoder(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long().clamp(0, self.buckets)
         return self.body(self.bag(ids))
+
+
+def byte_tokens(texts: Iterable[str], max_len: int = 128) -> torch.Tensor:
+    """(N, L) int64 byte ids + 1 (0 = padding), L = min(max_len, the longest row in bytes)."""
+    rows = [list(str(t).encode("utf-8"))[:max_len] for t in texts]
+    width = max([len(r) for r in rows] + [1])
+    out = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            out[i, : len(r)] = torch.as_tensor(r) + 1
+    return out
+
+
+class ByteTransformer(nn.Module):
+    """(B, L) byte ids (0 = padding) → (B, out_dim): byte + position embeddings, a pre-norm transformer
+    encoder, mean over the non-padding positions, Linear."""
+
+    def __init__(self, dim: int = 128, layers: int = 2, heads: int = 4, max_len: int = 128, out_dim: int = 128):
+        super().__init__()
+        self.max_len = int(max_len)
+        self.byte = nn.Embedding(257, dim, padding_idx=0)
+        self.pos = nn.Parameter(torch.randn(self.max_len, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, out_dim)
+        self.out_dim = int(out_dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.long().clamp(0, 256)[:, : self.max_len]
+        pad = ids == 0
+        h = self.byte(ids) + self.pos[: ids.shape[1]]
+        h = self.norm(self.body(h, src_key_padding_mask=pad))
+        keep = (~pad).unsqueeze(-1).to(h.dtype)
+        return self.head((h * keep).sum(1) / keep.sum(1).clamp(min=1))
 
 
 def hf_text_features(texts: Sequence[str], model_path: str, batch_size: int = 64) -> torch.Tensor:
