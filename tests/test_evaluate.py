@@ -200,7 +200,7 @@ def test_per_class_auroc_hand_case():
     tr = np.array([[1.0, 0.0]] * 3)
     test = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.1]])
     out = anomaly_scores(tr, test, [0, 0, 1, 1], anomaly_class=["x", "x", "a", "b"])
-    assert out["auroc"] == 1.0 and out["per_class_auroc_mean"] == 1.0
+    assert out["auroc"] == 1.0 and out["balanced_auroc"] == 1.0
     with pytest.raises(ContrastkitError, match="both normal and anomalous"):
         anomaly_scores(tr, test, [0, 0, 0, 0])
 

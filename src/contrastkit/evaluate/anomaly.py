@@ -25,7 +25,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from ..errors import ContrastkitError
 from ._common import as_embedding, check_same_dim, chunk_rows, normalize, pick_device, to_numpy
 
-__all__ = ["anomaly_scores", "anomaly_score_values", "per_class_auroc"]
+__all__ = ["anomaly_metrics", "anomaly_scores", "anomaly_score_values", "per_class_auroc"]
 
 
 @torch.no_grad()
@@ -81,10 +81,10 @@ def per_class_auroc(scores: Any, is_anomaly: Any, anomaly_class: Any) -> dict:
 def anomaly_scores(train_emb: Any, test_emb: Any, is_anomaly: Any,
                    scorer: Literal["centroid", "knn"] = "centroid", k: int = 5,
                    anomaly_class: Optional[Any] = None) -> dict[str, float]:
-    """Score the test rows against normal training embeddings: {auroc, aupr[, per_class_auroc_mean]}.
+    """Score the test rows against normal training embeddings: {auroc, aupr[, balanced_auroc]}.
 
     `is_anomaly`: one bool/0-1 per test row (both kinds must be present). `anomaly_class`: optional
-    per-test-row class of the anomaly (its value on normal rows is ignored); adds `per_class_auroc_mean` (use
+    per-test-row class of the anomaly (its value on normal rows is ignored); adds `balanced_auroc` (use
     `per_class_auroc` for the individual classes).
     """
     s = anomaly_score_values(train_emb, test_emb, scorer=scorer, k=k)
@@ -94,8 +94,14 @@ def anomaly_scores(train_emb: Any, test_emb: Any, is_anomaly: Any,
     a = a.astype(bool)
     if a.all() or not a.any():
         raise ContrastkitError("is_anomaly: the test set needs both normal and anomalous rows for AUROC/AUPR")
-    out = {"auroc": float(roc_auc_score(a, s)), "aupr": float(average_precision_score(a, s))}
+    return anomaly_metrics(s, a, anomaly_class)
+
+
+def anomaly_metrics(scores: np.ndarray, is_anomaly: np.ndarray, anomaly_class: Optional[Any] = None) -> dict:
+    """{auroc, aupr[, balanced_auroc]} of scores (higher = more anomalous); balanced_auroc = the mean over
+    anomaly classes of AUROC(normal vs that class), CLAN's metric, when per-row classes are given."""
+    a = np.asarray(is_anomaly).astype(bool)
+    out = {"auroc": float(roc_auc_score(a, scores)), "aupr": float(average_precision_score(a, scores))}
     if anomaly_class is not None:
-        per = per_class_auroc(s, a, anomaly_class)
-        out["per_class_auroc_mean"] = float(np.mean(list(per.values())))
+        out["balanced_auroc"] = float(np.mean(list(per_class_auroc(scores, a, anomaly_class).values())))
     return out

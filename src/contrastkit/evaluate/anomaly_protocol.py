@@ -25,12 +25,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
 from ..data.base import DataSplits
 from ..errors import ContrastkitError
-from .anomaly import anomaly_score_values, per_class_auroc
+from .anomaly import anomaly_metrics, anomaly_score_values
 from .embed import embed
 
 __all__ = ["anomaly_protocol", "knn_distance_scores", "format_anomaly_table"]
@@ -45,15 +44,6 @@ def knn_distance_scores(train: torch.Tensor, test: torch.Tensor, k: int = 5, chu
     for s in range(0, test.shape[0], chunk):
         d = torch.cdist(test[s : s + chunk], train)
         out[s : s + chunk] = d.topk(k, dim=1, largest=False).values.mean(1).double().numpy()
-    return out
-
-
-def _metrics(scores: np.ndarray, is_anomaly: np.ndarray, classes: Optional[np.ndarray]) -> dict[str, float]:
-    out = {"auroc": float(roc_auc_score(is_anomaly, scores)),
-           "aupr": float(average_precision_score(is_anomaly, scores))}
-    if classes is not None:
-        per = per_class_auroc(scores, is_anomaly, classes)
-        out["balanced_auroc"] = float(np.mean(list(per.values())))
     return out
 
 
@@ -109,7 +99,7 @@ def anomaly_protocol(
             t1 = time.perf_counter()
             s = anomaly_score_values(tr, te, scorer="centroid" if scorer == "centroid" else "knn",
                                      centroid=centroid, **kwargs)
-            rows.append({"model": name, "scorer": scorer, **_metrics(s, is_anomaly, classes),
+            rows.append({"model": name, "scorer": scorer, **anomaly_metrics(s, is_anomaly, classes),
                          "seconds": t_embed + time.perf_counter() - t1})
 
     score_encoder(method_name or "encoder", encoder)
@@ -131,11 +121,11 @@ def anomaly_protocol(
     t0 = time.perf_counter()
     forest = IsolationForest(n_estimators=100, random_state=int(seed), n_jobs=1).fit(x_tr.numpy())
     s = -forest.score_samples(x_te.numpy())  # score_samples: higher = more normal
-    rows.append({"model": "isolation forest", "scorer": "iforest", **_metrics(s, is_anomaly, classes),
+    rows.append({"model": "isolation forest", "scorer": "iforest", **anomaly_metrics(s, is_anomaly, classes),
                  "seconds": time.perf_counter() - t0})
     t0 = time.perf_counter()
     s = knn_distance_scores(x_tr, x_te, k=kk)
-    rows.append({"model": "raw features", "scorer": f"knn-{kk}", **_metrics(s, is_anomaly, classes),
+    rows.append({"model": "raw features", "scorer": f"knn-{kk}", **anomaly_metrics(s, is_anomaly, classes),
                  "seconds": time.perf_counter() - t0})
     return rows
 

@@ -141,11 +141,3 @@ class CLAN(Method):
         past the margin in the projection's output, and the reference scores there; on shuttle it is the higher
         and steadier of the two scores (bench/shuttle.py)."""
         return None if isinstance(self.head, nn.Identity) else self.head
-
-    @staticmethod
-    @torch.no_grad()
-    def anomaly_score(emb_train_normal: torch.Tensor, emb_test: torch.Tensor) -> torch.Tensor:
-        """−cos(emb_test, c), c = the raw mean of the normal training embeddings, as in the reference (METHODS
-        §14; not the mean of normalised embeddings). Higher = more anomalous."""
-        c = emb_train_normal.float().mean(0, keepdim=True)
-        return -F.cosine_similarity(emb_test.float(), c, dim=1)
