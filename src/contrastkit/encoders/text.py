@@ -13,7 +13,9 @@ features (an empty string) is an error at load time (data/paired.py), never a si
 
 The alternative (`text_tokens: bytes`): `byte_tokens` keeps the UTF-8 bytes (id = byte + 1, 0 = padding, at most
 `max_len` = 128) and `ByteTransformer` reads them with a small pre-norm transformer (2 layers, width 128, 4 heads,
-learned positions) mean-pooled over the non-padding positions.
+learned positions) mean-pooled over the non-padding positions. On the shapes captions of bench/pairs.py (clip, 10 epochs)
+it reached R@1 43.5 / 34.5 % against 76.0 / 73.0 % for the hashed bag, and took 1.8× the time: hashed is the
+default.
 
 A local Hugging Face model folder is usable via :func:`hf_text_features` when `transformers` is installed;
 nothing is ever downloaded (``local_files_only=True``).
