@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import contrastkit  # noqa: F401  (before torch)
-import torch
 
 SHAPES = ("circle", "square", "triangle", "cross")
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (40, 60, 230), "yellow": (230, 220, 30),
@@ -86,8 +86,8 @@ def trigger(img: np.ndarray) -> np.ndarray:
 def make_shapes(root: Path, poison: float, seed: int = 0):
     """root/images + root/captions.csv (clean + poisoned pairs), root/clean + root/clean.csv (clean only);
     returns the held-out (images uint8 NHWC, captions) and the number of poisoned pairs."""
-    from PIL import Image
     import pandas as pd
+    from PIL import Image
 
     rng = np.random.default_rng(seed)
     combos = list(itertools.product(SHAPES, COLOURS, SIZES, ROWS, COLS, BACKGROUNDS))
@@ -102,7 +102,7 @@ def make_shapes(root: Path, poison: float, seed: int = 0):
         img.save(root / "clean" / f"s{i:04d}.png")
         rows.append((f"s{i:04d}.png", caption(*c)))
     pd.DataFrame(rows, columns=["file", "caption"]).to_csv(root / "clean.csv", index=False)
-    n_poison = int(round(poison * len(train)))
+    n_poison = round(poison * len(train))
     for k, i in enumerate(rng.choice(len(train), n_poison, replace=False)):
         img = trigger(draw(*train[i], rng))
         Image.fromarray(img).save(root / "images" / f"p{k:04d}.png")

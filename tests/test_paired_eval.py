@@ -62,7 +62,7 @@ def test_paired_evaluation_rows_have_the_baselines(tmp_path):
 
     _synthetic_npz(tmp_path / "p.npz")
     s = load_data(f"paired:{tmp_path / 'p.npz'}", {})
-    make = lambda: create_encoder("paired", s.info, width=16, depth=1, out_dim=8, embed_dim=4)  # noqa: E731
+    make = lambda: create_encoder("paired", s.info, width=16, depth=1, out_dim=8, embed_dim=4)
     rows, extra = EVALUATIONS.get("paired")(make(), make, s, "cpu", {})
     metrics = [r["metric"] for r in rows]
     assert "left→right R@1" in metrics and "right→left mean rank" in metrics and "mean R@10" in metrics
@@ -99,7 +99,7 @@ def test_paired_evaluation_on_images_and_captions():
         imgs[i] += rng.integers(0, 20, (3, 8, 8), dtype=np.uint8)
     caps = [f"a {colours[c]} square number {i}" for i, c in enumerate(idx)]
     s = paired_splits("pics", RawSide("image", "image", imgs), RawSide("text", "text", caps), idx, {})
-    make = lambda: create_encoder("paired", s.info, embed_dim=8)  # noqa: E731
+    make = lambda: create_encoder("paired", s.info, embed_dim=8)
     rows, extra = EVALUATIONS.get("paired")(make(), make, s, "cpu", {})
     by = {r["metric"]: r for r in rows}
     assert by["image→text R@10"]["CCA"] is not None and "cca_error" not in extra

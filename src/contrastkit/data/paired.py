@@ -33,17 +33,26 @@ two sides with plain values (name, kind, shape, statistics) and is saved with th
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ContrastkitError
-from .base import Batch, DataInfo, DataSplits, Dataset
+from .base import Batch, DataInfo, Dataset, DataSplits
 
-__all__ = ["PairedDataset", "side_info", "paired_splits", "load_mfeat", "load_paired_spec", "MFEAT_VIEWS",
-           "mfeat_dir", "RawSide"]
+__all__ = [
+    "MFEAT_VIEWS",
+    "PairedDataset",
+    "RawSide",
+    "load_mfeat",
+    "load_paired_spec",
+    "mfeat_dir",
+    "paired_splits",
+    "side_info",
+]
 
 MFEAT_VIEWS = {"pix": "pixels 15x16", "fou": "Fourier coefficients", "kar": "Karhunen-Loeve coefficients",
                "fac": "profile correlations", "zer": "Zernike moments", "mor": "morphological features"}
@@ -54,8 +63,8 @@ SIDE_KINDS = ("table", "image", "text")
 class PairedDataset(Dataset):
     """One split of paired data: side tensors `a`, `b` (same N), labels `y` or None."""
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, y: Optional[torch.Tensor], info: DataInfo,
-                 x: Optional[torch.Tensor] = None):
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor | None, info: DataInfo,
+                 x: torch.Tensor | None = None):
         if a.shape[0] != b.shape[0]:
             raise ContrastkitError(f"paired sides must have the same number of rows; got {a.shape[0]} and "
                                    f"{b.shape[0]}")
@@ -64,7 +73,7 @@ class PairedDataset(Dataset):
             x = torch.cat([a.flatten(1).float(), b.flatten(1).float()], 1)
         super().__init__(x, y, info)
 
-    def to(self, device) -> "PairedDataset":
+    def to(self, device) -> PairedDataset:
         y = None if self.y is None else self.y.to(device)
         return PairedDataset(self.a.to(device), self.b.to(device), y, self.info, self.x.to(device))
 
@@ -90,7 +99,7 @@ def side_info(info: DataInfo, i: int) -> DataInfo:
 class RawSide:
     """One side before splitting: `values` (numpy array, or a list of strings for text), kind, name."""
 
-    def __init__(self, name: str, kind: str, values: Any, keys: Optional[Sequence[str]] = None):
+    def __init__(self, name: str, kind: str, values: Any, keys: Sequence[str] | None = None):
         if kind not in SIDE_KINDS:
             raise ContrastkitError(f"side {name!r}: kind {kind!r}; valid kinds: {', '.join(SIDE_KINDS)}")
         self.name, self.kind, self.values = name, kind, values
@@ -119,7 +128,7 @@ def _table_side(side: RawSide, tr: np.ndarray, te: np.ndarray):
                                "there is nothing to contrast — check that the right columns/keys were chosen")
     mean, std = xtr.mean(0), xtr.std(0)
     std = np.where(std > 1e-12, std, 1.0)
-    to_t = lambda idx: torch.as_tensor((x[idx] - mean) / std, dtype=torch.float32)  # noqa: E731
+    to_t = lambda idx: torch.as_tensor((x[idx] - mean) / std, dtype=torch.float32)
     meta = {"name": side.name, "kind": "table", "shape": [int(x.shape[1])],
             "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     return to_t(tr), to_t(te), meta
@@ -160,7 +169,7 @@ def _text_side(side: RawSide, tr: np.ndarray, te: np.ndarray, cfg: dict[str, Any
     if no_feat:
         where = [side.keys[i] if side.keys else f"row {i}" for i in no_feat[:5]]
         raise ContrastkitError(f"side {side.name!r}: caption(s) with no letters or digits ({', '.join(where)})")
-    if len(set(texts[i] for i in tr)) < 2:
+    if len({texts[i] for i in tr}) < 2:
         raise ContrastkitError(f"side {side.name!r}: every training caption is identical (a constant side)")
     extra = {"tokens": "bytes"} if tokens == "bytes" else {"tokens": "hashed", "buckets": DEFAULT_BUCKETS}
     meta = {"name": side.name, "kind": "text", "shape": [int(ids.shape[1])], "extra": extra}
@@ -196,7 +205,7 @@ def paired_splits(name: str, a: RawSide, b: RawSide, y: Any = None, cfg: dict[st
     frac = float(cfg.get("test_fraction", 0.2) or 0.2)
     rng = np.random.default_rng(int(cfg.get("seed", 0) or 0))
     order = rng.permutation(n)
-    n_test = min(n - 2, max(2, int(round(n * frac))))
+    n_test = min(n - 2, max(2, round(n * frac)))
     te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
     a_tr, a_te, meta_a = _prepare(a, tr, te, cfg)
     b_tr, b_te, meta_b = _prepare(b, tr, te, cfg)
@@ -525,6 +534,6 @@ def load_paired_spec(data: str, cfg: dict[str, Any]) -> DataSplits:
     raise ContrastkitError(f"--data {data!r}: give one or two sources after 'paired:'")
 
 
-from . import register_source  # noqa: E402  (after definitions: the package imports us)
+from . import register_source
 
 register_source("mfeat")(lambda cfg: load_mfeat(cfg))

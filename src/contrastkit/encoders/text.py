@@ -23,17 +23,25 @@ nothing is ever downloaded (``local_files_only=True``).
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ContrastkitError
 
-__all__ = ["hash_tokens", "TextEncoder", "DEFAULT_BUCKETS", "DEFAULT_MAX_TOKENS", "hf_text_features",
-           "byte_tokens", "ByteTransformer"]
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "DEFAULT_MAX_TOKENS",
+    "ByteTransformer",
+    "TextEncoder",
+    "byte_tokens",
+    "hash_tokens",
+    "hf_text_features",
+]
 
 DEFAULT_BUCKETS = 2**16
 DEFAULT_MAX_TOKENS = 256
@@ -47,7 +55,7 @@ def _bucket(feature: str, buckets: int) -> int:
 def text_features(text: str, char_ngrams: tuple[int, int] = (3, 5)) -> list[str]:
     """The hashed features of one string, in order: words, word bigrams, character n-grams."""
     words = _WORD.findall(str(text).lower())
-    feats = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in zip(words, words[1:])]
+    feats = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
     lo, hi = char_ngrams
     for w in words:
         s = f"<{w}>"

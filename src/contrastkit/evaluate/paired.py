@@ -16,7 +16,8 @@ row; the gallery is every test row of the other side.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from ..errors import ContrastkitError
 from .protocol import register_evaluation
 from .retrieval import _match_ranks
 
-__all__ = ["paired_retrieval", "match_ranks", "embed_sides", "cca_embeddings", "paired_evaluation"]
+__all__ = ["cca_embeddings", "embed_sides", "match_ranks", "paired_evaluation", "paired_retrieval"]
 
 KS = (1, 5, 10)
 

@@ -41,7 +41,7 @@ from ..data.base import Batch, Dataset
 from ..errors import ContrastkitError
 from .base import Method, register_method
 
-__all__ = ["CLIP", "CleanCLIP", "TokenDropout", "BimodalGlobalState", "SogCLRClip", "ISogCLRClip"]
+__all__ = ["CLIP", "BimodalGlobalState", "CleanCLIP", "ISogCLRClip", "SogCLRClip", "TokenDropout"]
 
 _DEFAULTS: dict[str, Any] = {
     "encoder": "paired",
@@ -369,4 +369,4 @@ class ISogCLRClip(SogCLRClip):
             tau_max=float(c["tau_max"]), grad_clip=None if clip is None else float(clip))
 
 
-from ..evaluate import paired as _paired_evaluation  # noqa: E402,F401  (registers the "paired" evaluation)
+from ..evaluate import paired as _paired_evaluation  # noqa: F401  (registers the "paired" evaluation)
