@@ -5,7 +5,8 @@
 
 Each trial starts a fresh run, sends SIGKILL after a random delay (anywhere from start-up to evaluation: mid-step,
 mid-checkpoint, mid-encoder write, mid-evaluation), then resumes — repeatedly, if the resumed process is killed
-again — until the run finishes. It then checks: exit code 0, encoder.pt bit-identical to the uninterrupted run,
+again — until the run finishes (a run killed before it wrote config.yaml has nothing to resume: `--resume` says
+so, and the command is simply run again). It then checks: exit code 0, encoder.pt bit-identical to the uninterrupted run,
 no temporary files left, metrics.csv with one row per logged step. Also checks a read-only run folder and a
 full disk (a tiny tmpfs, when the script runs as root) keep the last checkpoint intact with one clear error.
 
@@ -71,8 +72,11 @@ def trial(run: Path, delay: float, rng: random.Random, reference: dict, log: lis
     for attempt in range(10):  # resume until it finishes (each resume may itself be killed once, early on)
         if (run / "report.html").exists() and kills and attempt:
             break
-        resumed = subprocess.Popen(cli("pretrain", "--out", str(run), "--resume", "--no-progress"), env=ENV,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        started = (run / "config.yaml").exists()
+        # killed before the run wrote its settings: nothing to resume, so the user runs the command again
+        args = ("pretrain", "--out", str(run), "--resume", "--no-progress") if started else \
+            ("pretrain", *SETTINGS, "--out", str(run))
+        resumed = subprocess.Popen(cli(*args), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         second_kill = attempt == 0 and rng.random() < 0.3
         try:
             resumed.wait(timeout=rng.uniform(0.5, 3.0) if second_kill else 600)
@@ -82,7 +86,7 @@ def trial(run: Path, delay: float, rng: random.Random, reference: dict, log: lis
             kills += 1
             continue
         if resumed.returncode != 0:
-            err = resumed.stderr.read()
+            err = resumed.stdout.read()
             if "Traceback" in err:
                 return False, "traceback: " + err[-400:], kills
             return False, f"resume exited {resumed.returncode}: {err.strip()[-300:]}", kills
@@ -92,32 +96,36 @@ def trial(run: Path, delay: float, rng: random.Random, reference: dict, log: lis
 
 
 def readonly_and_full_disk(base: Path) -> list[tuple[str, bool, str]]:
-    out = []
-    run = base / "ro"
-    subprocess.run(cli("pretrain", *SETTINGS, "--epochs", "1", "--out", str(run)), env=ENV, capture_output=True)
-    before = (run / "checkpoints" / "last.pt").read_bytes()
-    os.chmod(run, 0o555)
-    os.chmod(run / "checkpoints", 0o555)
+    """A run folder on a small tmpfs: remounted read-only, then filled up. Needs root (mount); root ignores
+    file permissions, so a chmod would not make a folder read-only."""
+    out: list[tuple[str, bool, str]] = []
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return out
+    mnt = base / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)]).returncode != 0:
+        return out
     try:
+        run = mnt / "r"
+        subprocess.run(cli("pretrain", *SETTINGS, "--epochs", "1", "--out", str(run)), env=ENV, capture_output=True)
+        before = (run / "checkpoints" / "last.pt").read_bytes()
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         p = subprocess.run(cli("pretrain", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"),
                            env=ENV, capture_output=True, text=True)
         ok = (p.returncode == 2 and "Traceback" not in p.stdout + p.stderr
               and (run / "checkpoints" / "last.pt").read_bytes() == before)
         out.append(("read-only run folder", ok, (p.stdout + p.stderr).strip().splitlines()[-1:]))
+        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        filler = mnt / "filler"  # leave ~300 kB: the next checkpoint (≈ 480 kB) cannot be written
+        free = shutil.disk_usage(mnt).free
+        filler.write_bytes(b"\0" * max(0, free - 300_000))
+        p = subprocess.run(cli("pretrain", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"),
+                           env=ENV, capture_output=True, text=True)
+        ok = (p.returncode == 2 and "Traceback" not in p.stdout + p.stderr and not list(mnt.rglob("*.tmp"))
+              and (run / "checkpoints" / "last.pt").read_bytes() == before)
+        out.append(("full disk", ok, (p.stdout + p.stderr).strip().splitlines()[-1:]))
     finally:
-        os.chmod(run, 0o755)
-        os.chmod(run / "checkpoints", 0o755)
-    if os.geteuid() == 0 and shutil.which("mount"):
-        mnt = base / "tiny"
-        mnt.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)]).returncode == 0:
-            try:
-                p = subprocess.run(cli("pretrain", *SETTINGS, "--epochs", "1", "--out", str(mnt / "r")), env=ENV,
-                                   capture_output=True, text=True)
-                ok = p.returncode == 2 and "Traceback" not in p.stdout + p.stderr and not list(mnt.rglob("*.tmp"))
-                out.append(("full disk (600 kB tmpfs)", ok, (p.stdout + p.stderr).strip().splitlines()[-1:]))
-            finally:
-                subprocess.run(["umount", str(mnt)])
+        subprocess.run(["umount", str(mnt)])
     return out
 
 

@@ -208,6 +208,12 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         interrupted()
+    except OSError as e:  # a full disk or a read-only folder met outside the atomic writers (metrics.csv ...)
+        where = f" ({e.filename})" if e.filename else ""
+        console.print(Text.assemble(("error:", "bold red"), " ", f"{e.strerror or e}{where}; free space or choose "
+                                    "a writable --out, then continue with --resume"), soft_wrap=True,
+                      markup=False, highlight=False)
+        sys.exit(2)
     except SystemExit as e:
         # typer turns Ctrl-C into a silent exit 130 (SystemExit ← typer.Exit ← KeyboardInterrupt)
         if e.code == 130 and isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt):

@@ -30,8 +30,9 @@ def _write_atomic(path: Path, write) -> None:
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ContrastkitError(f"cannot write {path}: {e.strerror}; the previous file is intact; free space "
+        if isinstance(e, (OSError, RuntimeError)):  # torch.save reports a full disk as a RuntimeError
+            why = e.strerror if isinstance(e, OSError) and e.strerror else "write failed (disk full?)"
+            raise ContrastkitError(f"cannot write {path}: {why}; the previous file is intact; free space "
                                    "or choose a writable --out") from None
         raise
 
