@@ -15,7 +15,7 @@ FORBIDDEN = {
     "core": {"data", "views", "encoders", "heads", "objectives", "methods", "evaluate", "run"} | LOOP | FRONT,
     "data": {"views", "encoders", "heads", "objectives", "methods", "evaluate", "run"} | LOOP | FRONT,
     "views": {"methods", "evaluate", "run", "objectives"} | LOOP | FRONT,
-    "encoders": {"methods", "evaluate", "run", "objectives", "views"} | LOOP | FRONT,
+    "encoders": {"methods", "evaluate", "run", "objectives"} | LOOP | FRONT,  # views: preprocessing may be bundled
     "heads": {"methods", "evaluate", "run", "objectives", "views"} | LOOP | FRONT,
     "objectives": {"methods", "evaluate", "run", "views", "encoders"} | LOOP | FRONT,
     "methods": {"evaluate", "run"} | LOOP | FRONT,

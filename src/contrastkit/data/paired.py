@@ -148,7 +148,7 @@ def _image_side(side: RawSide, tr: np.ndarray, te: np.ndarray):
 
 
 def _text_side(side: RawSide, tr: np.ndarray, te: np.ndarray, cfg: dict[str, Any]):
-    from ..encoders.text import DEFAULT_BUCKETS, DEFAULT_MAX_TOKENS, hash_tokens
+    from .text import DEFAULT_BUCKETS, DEFAULT_MAX_TOKENS, hash_tokens
 
     texts = ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in side.values]
     empty = [i for i, t in enumerate(texts) if not t.strip()]
@@ -160,7 +160,7 @@ def _text_side(side: RawSide, tr: np.ndarray, te: np.ndarray, cfg: dict[str, Any
     if tokens not in ("hashed", "bytes"):
         raise ContrastkitError(f"text_tokens={tokens!r}; valid: hashed (word + character n-grams), bytes")
     if tokens == "bytes":
-        from ..encoders.text import byte_tokens
+        from .text import byte_tokens
 
         ids = byte_tokens(texts)
     else:
@@ -182,7 +182,7 @@ def _prepare(side: RawSide, tr, te, cfg):
     if side.kind == "image":
         return _image_side(side, tr, te)
     if cfg.get("text_model"):  # frozen features of a LOCAL Hugging Face model: the side becomes a table
-        from ..encoders.text import hf_text_features
+        from .text import hf_text_features
 
         _text_side(side, tr, te, cfg)  # same checks (empty captions, constant side)
         feats = hf_text_features([str(t) for t in side.values], str(cfg["text_model"])).numpy()

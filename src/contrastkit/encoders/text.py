@@ -1,6 +1,6 @@
 """An offline text encoder trained from scratch: hashed word and character n-grams into an EmbeddingBag.
 
-Text never needs a vocabulary file or a download. `hash_tokens(texts)` turns each string into a fixed-length
+Text never needs a vocabulary file or a download. `hash_tokens(texts)` (data/text.py) turns each string into a fixed-length
 row of bucket ids (fastText-style features, hashed with CRC32 so ids are stable across runs and machines):
 
 * word unigrams and bigrams of the lower-cased text (words = runs of letters/digits),
@@ -23,14 +23,10 @@ nothing is ever downloaded (``local_files_only=True``).
 
 from __future__ import annotations
 
-import itertools
-import re
-import zlib
-from collections.abc import Iterable, Sequence
-
 import torch
 from torch import nn
 
+from ..data.text import DEFAULT_BUCKETS, DEFAULT_MAX_TOKENS, byte_tokens, hash_tokens, hf_text_features
 from ..errors import ContrastkitError
 
 __all__ = [
@@ -42,38 +38,6 @@ __all__ = [
     "hash_tokens",
     "hf_text_features",
 ]
-
-DEFAULT_BUCKETS = 2**16
-DEFAULT_MAX_TOKENS = 256
-_WORD = re.compile(r"[0-9a-z]+")
-
-
-def _bucket(feature: str, buckets: int) -> int:
-    return zlib.crc32(feature.encode("utf-8")) % buckets + 1
-
-
-def text_features(text: str, char_ngrams: tuple[int, int] = (3, 5)) -> list[str]:
-    """The hashed features of one string, in order: words, word bigrams, character n-grams."""
-    words = _WORD.findall(str(text).lower())
-    feats = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
-    lo, hi = char_ngrams
-    for w in words:
-        s = f"<{w}>"
-        for n in range(lo, hi + 1):
-            feats += [f"c:{s[i:i + n]}" for i in range(len(s) - n + 1)]
-    return feats
-
-
-def hash_tokens(texts: Iterable[str], buckets: int = DEFAULT_BUCKETS, max_tokens: int = DEFAULT_MAX_TOKENS,
-                char_ngrams: tuple[int, int] = (3, 5)) -> torch.Tensor:
-    """(N, L) int64 bucket ids (0 = padding), L = min(max_tokens, the longest row)."""
-    rows = [[_bucket(f, buckets) for f in text_features(t, char_ngrams)][:max_tokens] for t in texts]
-    width = max([len(r) for r in rows] + [1])
-    out = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            out[i, : len(r)] = torch.as_tensor(r)
-    return out
 
 
 class TextEncoder(nn.Module):
@@ -98,17 +62,6 @@ class TextEncoder(nn.Module):
         return self.body(self.bag(ids))
 
 
-def byte_tokens(texts: Iterable[str], max_len: int = 128) -> torch.Tensor:
-    """(N, L) int64 byte ids + 1 (0 = padding), L = min(max_len, the longest row in bytes)."""
-    rows = [list(str(t).encode("utf-8"))[:max_len] for t in texts]
-    width = max([len(r) for r in rows] + [1])
-    out = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            out[i, : len(r)] = torch.as_tensor(r) + 1
-    return out
-
-
 class ByteTransformer(nn.Module):
     """(B, L) byte ids (0 = padding) → (B, out_dim): byte + position embeddings, a pre-norm transformer
     encoder, mean over the non-padding positions, Linear."""
@@ -131,25 +84,3 @@ class ByteTransformer(nn.Module):
         h = self.norm(self.body(h, src_key_padding_mask=pad))
         keep = (~pad).unsqueeze(-1).to(h.dtype)
         return self.head((h * keep).sum(1) / keep.sum(1).clamp(min=1))
-
-
-def hf_text_features(texts: Sequence[str], model_path: str, batch_size: int = 64) -> torch.Tensor:
-    """Mean-pooled last hidden states of a LOCAL Hugging Face model folder (frozen features, no download)."""
-    try:
-        from transformers import AutoModel, AutoTokenizer
-    except ImportError as e:  # pragma: no cover - optional dependency
-        raise ContrastkitError("a Hugging Face text model needs `transformers` installed "
-                               "(pip install transformers); or use the built-in hashed text encoder") from e
-    try:
-        tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-        model = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-    except Exception as e:  # pragma: no cover - optional dependency
-        raise ContrastkitError(f"cannot load a local Hugging Face model from {model_path!r}: {e}") from e
-    outs = []
-    with torch.no_grad():
-        for s in range(0, len(texts), batch_size):
-            enc = tok(list(texts[s:s + batch_size]), padding=True, truncation=True, return_tensors="pt")
-            h = model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            outs.append((h * m).sum(1) / m.sum(1).clamp(min=1))
-    return torch.cat(outs).float()

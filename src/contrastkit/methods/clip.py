@@ -369,4 +369,3 @@ class ISogCLRClip(SogCLRClip):
             tau_max=float(c["tau_max"]), grad_clip=None if clip is None else float(clip))
 
 
-from ..evaluate import paired as _paired_evaluation  # noqa: F401  (registers the "paired" evaluation)
