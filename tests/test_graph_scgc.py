@@ -193,3 +193,36 @@ def test_pretrain_end_to_end_on_karate(tmp_path):
     assert rows["clustering ACC"]["encoder"] >= 0.8
     assert "node classification (linear probe)" in rows
     assert (tmp_path / "run" / "report.html").exists() and (tmp_path / "run" / "eval.json").exists()
+
+
+def test_dec_target_rows_sum_to_one_and_are_sharper_than_q():
+    from contrastkit.methods.scgc import student_t, target_distribution
+
+    g = torch.Generator().manual_seed(0)
+    z, mu = torch.randn(50, 4, generator=g), torch.randn(3, 4, generator=g)
+    q = student_t(z, mu)
+    p = target_distribution(q)
+    assert torch.allclose(q.sum(1), torch.ones(50)) and torch.allclose(p.sum(1), torch.ones(50))
+    entropy = lambda a: -(a * a.log()).sum(1)  # noqa: E731
+    assert (entropy(p) <= entropy(q) + 1e-6).all()
+    ref = (1 + ((z[:, None] - mu[None]) ** 2).sum(-1)) ** -1.0
+    assert torch.allclose(q, ref / ref.sum(1, keepdim=True), atol=1e-6)
+
+
+def test_dec_term_starts_at_kl_start_and_is_optional():
+    x, edges, y = two_block_graph(n=24)
+    splits = graph_splits("g", x, edges, y, cfg={"graph_smooth": 2})
+    m = _method("scgc", splits, targets="exact", batch_size=24, beta=0.1, kl_start=0.5)
+    assert m.n_clusters == 2 and not bool(m.kl_ready)
+    g = torch.Generator().manual_seed(0)
+    assert "l_kl" not in m.training_step(splits.train.batch(torch.arange(24)), g)
+    m.after_step(3, 10)  # before half of training: nothing
+    assert not bool(m.kl_ready)
+    m.after_step(4, 10)
+    assert bool(m.kl_ready) and torch.allclose(m.p_target.sum(1), torch.ones(24))
+    out = m.training_step(splits.train.batch(torch.arange(24)), g)
+    assert out["l_kl"].item() >= 0 and "centroids" in dict(m.named_parameters())
+    assert _method("scgc", splits, beta=0.0).n_clusters == 0
+    unlabelled = graph_splits("g", x, edges)
+    with pytest.warns(UserWarning, match="DEC term"):
+        assert _method("scgc", unlabelled).n_clusters == 0

@@ -7,9 +7,13 @@ node should be more similar to the nodes its r-step neighbourhood weights highly
     A_r  = Â^r                           (scgc)
          = Σ_{t=1..r} Â^t                (scgc-star, "influence augmented": every hop up to r, rows sum to r)
     z    = encoder(x)                    x = the node features after `graph_smooth` smoothing steps
-    L    = alpha · L_NC(z, A_r, tau)  +  recon_weight · MSE(decoder(z), x)        (objectives/scgc.py)
-           scgc: recon_weight 1 (the reference's autoencoder loss); scgc-star: 0 and no decoder ("half the
-           parameters")
+    L    = alpha · L_NC(z, A_r, tau)  +  beta · KL(P ‖ Q)  +  recon_weight · MSE(decoder(z), x)
+           L_NC: objectives/scgc.py. scgc: recon_weight 1 (the reference's autoencoder loss); scgc-star: 0 and
+           no decoder ("half the parameters")
+    Q    = student_t(z, μ) (DEC, v = 1), P = target_distribution(Q) of ALL nodes, refreshed once per epoch;
+           μ (k centroids, k = n_clusters or the number of label classes) set by k-means (10 restarts) on every
+           node's z once `kl_start` (half) of training has passed — the reference initialises them from its
+           pretrained autoencoder before training; here the first half of training plays that part
 
 Mini-batches of rows: each step draws B anchor nodes.
 * `targets: exact` — A_r is formed once as a sparse matrix (r − 1 sparse products; at most n² entries, and
@@ -23,9 +27,11 @@ Mini-batches of rows: each step draws B anchor nodes.
 Batches default to 2048 nodes: a graph up to that size trains full-batch (200 steps), as the reference does.
 
 Choices against the reference, on purpose:
-* No pretrained autoencoder and no DEC/KL clustering head (the reference loads SDCN's pretrained AE weights
-  and adds β·KL(P‖Q) with k-means-initialised centroids). The evaluation clusters the embeddings with k-means
-  instead (evaluate/graph.py); `alpha` weights L_NC as in the reference.
+* No pretrained autoencoder (the reference loads SDCN's pretrained AE weights): training starts from random
+  weights and the DEC term starts at `kl_start`. The evaluation clusters the embeddings with k-means
+  (evaluate/graph.py), not argmax Q. β = 0.1 (the reference's value for most data sets): on digits ACC/NMI/ARI
+  89.32/87.61/82.22 without it, 89.43/87.80/82.56 with it (β = 1: 89.59/88.55/83.00); on ImageSegments
+  64.33/55.13/44.96 without, 62.60/58.29/45.76 with (β = 1: 57.06/54.90/42.34).
 * Node features are Laplacian-smoothed before the MLP (`graph_smooth: 2`, the filter of SGC/AGC; the
   reference feeds raw features), which helps most when the node features are noisy. Set `--graph-smooth 0`
   for the reference's raw input.
@@ -51,6 +57,18 @@ from .base import Method, register_method
 TARGETS = ("auto", "exact", "walk")
 
 
+def student_t(z: torch.Tensor, centroids: torch.Tensor, v: float = 1.0) -> torch.Tensor:
+    """DEC soft assignment q_ij ∝ (1 + ||z_i − μ_j||² / v)^{−(v+1)/2}, rows sum to 1."""
+    q = (1.0 + torch.cdist(z, centroids.float()).pow(2) / v).pow(-(v + 1.0) / 2.0)
+    return q / q.sum(1, keepdim=True)
+
+
+def target_distribution(q: torch.Tensor) -> torch.Tensor:
+    """DEC target p_ij = (q_ij² / f_j) / Σ_j' (q_ij'² / f_j'),  f_j = Σ_i q_ij (sharper than q)."""
+    w = q.pow(2) / q.sum(0, keepdim=True)
+    return w / w.sum(1, keepdim=True)
+
+
 @register_method("scgc")
 class SCGC(Method):
     summary = "graph clustering without message passing: MLP on smoothed features, A^r as the soft target"
@@ -63,6 +81,9 @@ class SCGC(Method):
         "targets": "auto",  # auto | exact | walk (see the module docstring)
         "walk_samples": 4,  # m: random walks per anchor with targets walk
         "exact_max_nodes": 5000,  # auto: exact rows up to this many nodes
+        "beta": 0.1,  # weight of the DEC clustering term β·KL(P‖Q) (the reference's 0.1; 0 = off)
+        "n_clusters": None,  # k of the DEC term; default: the number of label classes (the reference's known k)
+        "kl_start": 0.5,  # fraction of training after which the centroids are set by k-means and KL starts
         "graph_smooth": 2,  # Laplacian smoothing steps of the node features (data/graph.py)
         "encoder": "mlp",
         "encoder_kwargs": {"width": 256, "depth": 2, "out_dim": 64},
@@ -100,6 +121,19 @@ class SCGC(Method):
         width = int((c.get("encoder_kwargs") or {}).get("width", 256))
         self.decoder = (nn.Sequential(nn.Linear(encoder.out_dim, width), nn.ReLU(inplace=True), nn.Linear(width, n_in))
                         if self.recon_weight > 0 else None)
+        self.beta, self.kl_start = float(c["beta"]), float(c["kl_start"])
+        k = c.get("n_clusters") or info.num_classes
+        self.n_clusters = int(k) if self.beta > 0 and k else 0
+        if self.beta > 0 and not self.n_clusters:
+            import warnings
+
+            warnings.warn(f"{self.name}: no labels to count clusters from, so the DEC term (beta) is off; pass "
+                          f"--n-clusters K to use it", stacklevel=2)
+        if self.n_clusters:
+            n_nodes = int((info.extra or {}).get("num_nodes", 0))
+            self.centroids = nn.Parameter(torch.zeros(self.n_clusters, encoder.out_dim))
+            self.register_buffer("kl_ready", torch.zeros((), dtype=torch.bool))
+            self.register_buffer("p_target", torch.zeros(n_nodes, self.n_clusters))
         self.graph = None
         self.setup(train)
 
@@ -150,7 +184,36 @@ class SCGC(Method):
             rec = F.mse_loss(self.decoder(z).float(), batch.x.float())
             loss = loss + self.recon_weight * rec
             out["l_rec"] = rec.detach()
+        if self.n_clusters and bool(self.kl_ready):
+            kl = F.kl_div(student_t(z.float(), self.centroids).log(), self.p_target[index], reduction="batchmean")
+            loss = loss + self.beta * kl
+            out["l_kl"] = kl.detach()
         return {"loss": loss, **out}
+
+    @torch.no_grad()
+    def _embed_all(self) -> torch.Tensor:
+        x = self.graph.x
+        return torch.cat([self.encoder(x[i : i + 8192]).float() for i in range(0, x.shape[0], 8192)])
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """DEC term: at `kl_start` of training set the centroids by k-means of every node's z, then refresh the
+        target P from Q of every node once per epoch (the reference refreshes it every full-batch epoch)."""
+        if not self.n_clusters:
+            return
+        start = int(self.kl_start * total_steps)
+        if step + 1 < start:
+            return
+        every = max(1, -(-self.n // max(1, int(self.cfg.get("batch_size") or self.n))))
+        if not bool(self.kl_ready):
+            from sklearn.cluster import KMeans
+
+            z = self._embed_all()
+            km = KMeans(self.n_clusters, n_init=10, random_state=int(self.cfg.get("seed") or 0)).fit(z.cpu().numpy())
+            self.centroids.data.copy_(torch.as_tensor(km.cluster_centers_, dtype=torch.float32))
+            self.kl_ready.fill_(True)
+        elif (step + 1 - start) % every:
+            return
+        self.p_target.copy_(target_distribution(student_t(self._embed_all(), self.centroids.detach())))
 
 
 @register_method("scgc-star")
