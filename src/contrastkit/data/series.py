@@ -223,18 +223,6 @@ def series_splits(name: str, x_train: Any, y_train: Any = None, x_test: Any = No
     return DataSplits(Dataset(to_t(tr), ytr, info), Dataset(to_t(te), yte, info))
 
 
-def fit_batch_size(cfg: dict[str, Any], splits: DataSplits) -> DataSplits:
-    """UCR/UEA training splits are small (36 GunPoint-sized to a few hundred series): a batch_size above the
-    training set size is lowered to it (full-batch training; the saved config records it, a warning says so)
-    instead of the trainer's "batch larger than the training set" error."""
-    n = len(splits.train)
-    if cfg.get("batch_size") is not None and int(cfg["batch_size"]) > n:
-        warnings.warn(f"{splits.info.name}: batch_size {cfg['batch_size']} > {n} training series; training "
-                      f"full-batch ({n})", stacklevel=3)
-        cfg["batch_size"] = n
-    return splits
-
-
 # ------------------------------------------------------------------------------------------- .npy / .npz
 def is_series_array(x: np.ndarray, has_lengths: bool = False) -> bool:
     """The auto rule of the module doc: which arrays are series rather than images."""
@@ -284,9 +272,8 @@ def load_series_arrays(path: Path, cfg: dict[str, Any], arrays: Optional[dict] =
     lengths = arrays.get("lengths_train", arrays.get("lengths"))
     scaling = cfg.get("series_scaling")
     if "x_test" in arrays:
-        return fit_batch_size(cfg, series_splits(path.stem, x, y, arrays["x_test"], arrays.get("y_test"),
-                                                 lengths_train=lengths, lengths_test=arrays.get("lengths_test"),
-                                                 scaling=scaling))
+        return series_splits(path.stem, x, y, arrays["x_test"], arrays.get("y_test"), lengths_train=lengths,
+                             lengths_test=arrays.get("lengths_test"), scaling=scaling)
     if isinstance(x, np.ndarray) and x.dtype != object and x.ndim < 2:
         raise ContrastkitError(f"{path}: series arrays must have shape (N, T) or (N, C, T); got {x.shape}")
     n = len(x)
@@ -298,9 +285,8 @@ def load_series_arrays(path: Path, cfg: dict[str, Any], arrays: Optional[dict] =
     te, tr = order[:n_test], order[n_test:]
     pick = lambda a, idx: None if a is None else (  # noqa: E731
         [a[i] for i in idx] if isinstance(a, list) else np.asarray(a)[idx])
-    return fit_batch_size(cfg, series_splits(path.stem, pick(x, tr), pick(y, tr), pick(x, te), pick(y, te),
-                                             lengths_train=pick(lengths, tr), lengths_test=pick(lengths, te),
-                                             scaling=scaling))
+    return series_splits(path.stem, pick(x, tr), pick(y, tr), pick(x, te), pick(y, te),
+                         lengths_train=pick(lengths, tr), lengths_test=pick(lengths, te), scaling=scaling)
 
 
 def load_arrays_any(path: Path, cfg: dict[str, Any]) -> DataSplits:
@@ -377,7 +363,7 @@ def load_series_table(path: Path, cfg: dict[str, Any]) -> DataSplits:
         splits = series_splits(Path(path).stem, [xs[i] for i in tr], pick_y(tr), [xs[i] for i in te], pick_y(te),
                                scaling=cfg.get("series_scaling"))
     splits.info.extra["channels"] = channels
-    return fit_batch_size(cfg, splits)
+    return splits
 
 
 def load_table_any(path: Path, cfg: dict[str, Any]) -> DataSplits:
@@ -444,7 +430,7 @@ def load_ucr(name: str, cfg: dict[str, Any]) -> DataSplits:
         raise ContrastkitError(f"{name}: {', '.join(missing)} not found; this sktime install does not bundle it")
     (xtr, ytr), (xte, yte) = read_ts(files["TRAIN"]), read_ts(files["TEST"])
     # a '?' inside a series would be reported as "NaN inside a series" by series_splits (never dropped)
-    return fit_batch_size(cfg, series_splits(name, xtr, ytr, xte, yte, scaling=cfg.get("series_scaling")))
+    return series_splits(name, xtr, ytr, xte, yte, scaling=cfg.get("series_scaling"))
 
 
 from . import register_source, register_suffix  # noqa: E402  (after definitions: the package imports us)
