@@ -56,7 +56,7 @@ def test_causal_tcn_sees_only_the_past():
 
 def test_default_encoder_for_series_and_clear_errors():
     assert {"resnet1d", "tcn"} <= set(ENCODERS.names())
-    enc = create_encoder("convnet", INFO)  # the trainer's default name picks the series default
+    enc = create_encoder("auto", INFO)  # the default name picks the series default (encoders.DEFAULT_BY_KIND)
     assert type(enc).__name__ == "ResNet1D" and enc.out_dim == 64
     with pytest.raises(ContrastkitError, match="series shaped"):
         create_encoder("resnet1d", DataInfo("img", "image", (1, 8, 8)))

@@ -23,7 +23,8 @@ from .engine.checkpoint import Checkpointer
 from .engine.loop import FitPlan, fit
 from .engine.precision import autocast_dtype, pick_device
 from .errors import ContrastkitError
-from .methods import METHODS, Method, create_method
+from .encoders import resolve_encoder_name
+from .methods import METHODS, Method, check_method_fits, create_method
 from .run import RunFolder
 from .train.optim import build_optimizer
 
@@ -58,6 +59,8 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
     engine_dist.init_from_env(device)
     is_main = distributed.rank() == 0
     splits = load_data(str(cfg["data"]), cfg)
+    check_method_fits(cfg["method"], splits.info)
+    cfg["encoder"] = resolve_encoder_name(str(cfg["encoder"]), splits.info)  # config.yaml names the real one
     if METHODS.get(cfg["method"]).needs_labels and splits.train.y is None:
         raise ContrastkitError(f"method {cfg['method']!r} needs labels, but data {cfg['data']!r} has none")
     plan = plan_from_config(cfg)

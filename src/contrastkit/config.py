@@ -17,7 +17,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "method": "simclr",
     "data": "fashion-mnist",
     "data_dir": None,
-    "encoder": "convnet",
+    "encoder": "auto",  # auto: by data kind (encoders.DEFAULT_BY_KIND: convnet for images, mlp for tables ...)
     "epochs": 100,
     "minutes": None,  # wall-clock budget for training; overrides epochs when set
     "batch_size": 256,
@@ -117,7 +117,8 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
 def validate_config(cfg: dict[str, Any]) -> None:
     from .encoders import ENCODERS
 
-    ENCODERS.get(cfg["encoder"])
+    if cfg["encoder"] != "auto":
+        ENCODERS.get(cfg["encoder"])
     if int(cfg["batch_size"]) < 2:
         raise ContrastkitError(
             f"batch_size={cfg['batch_size']}: contrastive objectives need at least 2 samples per batch "

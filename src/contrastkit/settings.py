@@ -46,7 +46,7 @@ HELP: dict[str, tuple[str, str]] = {
     "drop_columns": ("data", "tables: columns to ignore, e.g. [id, timestamp]"),
     "categorical_columns": ("data", "tables: columns to treat as categorical"),
     "scaler": ("data", "tables: standard (mean/std) or quantile (rank-Gauss)"),
-    "encoder": ("encoder", "backbone name (convnet, resnet18, mlp, resmlp, ...)"),
+    "encoder": ("encoder", "backbone: auto (by data kind), convnet, resnet18, mlp, resmlp, resnet1d, tcn, ..."),
     "encoder_kwargs": ("encoder", "backbone options, e.g. {width: 64}"),
     "epochs": ("training", "passes over the training set"),
     "minutes": ("training", "wall-clock budget; overrides --epochs"),

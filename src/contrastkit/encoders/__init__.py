@@ -17,14 +17,16 @@ def register_encoder(name: str):
     return ENCODERS.register(name)
 
 
-# The encoder a data kind gets when the name is the trainer's default "convnet" (an image-only encoder).
-KIND_DEFAULT_ENCODERS = {"series": "resnet1d"}
+# `encoder: auto` (the default) picks the backbone for the data's kind
+DEFAULT_BY_KIND = {"image": "convnet", "table": "mlp", "series": "resnet1d", "graph": "mlp", "paired": "paired"}
+
+
+def resolve_encoder_name(name: str, info: DataInfo) -> str:
+    return DEFAULT_BY_KIND.get(info.kind, "mlp") if name == "auto" else name
 
 
 def create_encoder(name: str, info: DataInfo, **kwargs: Any) -> nn.Module:
-    if name == "convnet" and info.kind in KIND_DEFAULT_ENCODERS:
-        name = KIND_DEFAULT_ENCODERS[info.kind]
-    return ENCODERS.get(name)(info, **kwargs)
+    return ENCODERS.get(resolve_encoder_name(name, info))(info, **kwargs)
 
 
 # Importing the modules registers their encoders.

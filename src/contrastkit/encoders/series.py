@@ -16,8 +16,7 @@ training mean after standardisation.
   (a causal TCN, each step sees only the past); the default is TS2Vec's centred ('same') convolution.
   `steps(x)` returns the per-step representations (B, T, out_dim) and the valid mask, for TS2Vec's loss.
 
-The default encoder of series data is ``resnet1d``: `create_encoder("convnet", info)` — the trainer's
-default name, an image-only encoder — gives it for `info.kind == "series"` (encoders/__init__.py).
+The default encoder of series data is ``resnet1d`` (`encoder: auto`, encoders/__init__.py DEFAULT_BY_KIND).
 """
 
 from __future__ import annotations

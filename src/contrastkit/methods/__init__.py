@@ -1,6 +1,6 @@
 """Method registry. Each module registers its recipe with `@register_method(name)` when imported."""
 
-from .base import METHODS, Method, method_defaults, register_method
+from .base import METHODS, Method, check_method_fits, method_defaults, register_method
 
 __all__ = ["METHODS", "Method", "method_defaults", "register_method", "create_method"]
 
@@ -12,6 +12,7 @@ def create_method(cfg, info, train) -> Method:
     from ..encoders import create_encoder
 
     cls = METHODS.get(cfg["method"])
+    check_method_fits(cfg["method"], info)  # before the encoder, whose error would be about shapes
     encoder = create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
     if "train" in inspect.signature(cls.__init__).parameters:
         return cls(encoder, info, cfg, train)

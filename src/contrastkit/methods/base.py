@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..data.base import Batch, DataInfo, Dataset
+from ..errors import ContrastkitError
 from ..heads import ProjectionHead
 from ..registry import Registry
 from ..views import create_views
@@ -42,6 +43,8 @@ class Method(nn.Module):
     # They are merged over the trainer's defaults and saved in every run's config.yaml.
     defaults: ClassVar[dict[str, Any]] = {}
     needs_labels: ClassVar[bool] = False  # supervised methods (SupCon) refuse unlabelled data
+    # data kinds the recipe trains on; None: every kind whose batches are one tensor (all but "paired")
+    kinds: ClassVar[tuple[str, ...] | None] = None
     # the anomaly protocol's centroid: mean of normalised embeddings, or "raw" (CLAN's reference, METHODS §14)
     anomaly_centroid: ClassVar[str] = "normalized"
 
@@ -111,6 +114,22 @@ class TwoViewMethod(Method):
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         z1, z2 = self.project(batch, generator)
         return {"loss": self.objective(z1, z2, batch), **self.logs(z1.detach(), z2.detach(), batch)}
+
+
+ALL_KINDS = ("image", "table", "series", "graph", "paired")
+
+
+def method_kinds(cls: type[Method]) -> tuple[str, ...]:
+    return cls.kinds if cls.kinds is not None else tuple(k for k in ALL_KINDS if k != "paired")
+
+
+def check_method_fits(name: str, info: DataInfo) -> None:
+    """One clear error when the method cannot train on this kind of data, naming the methods that can."""
+    if info.kind in method_kinds(METHODS.get(name)):
+        return
+    fits = [n for n in METHODS.names() if info.kind in method_kinds(METHODS.get(n))]
+    raise ContrastkitError(f"method {name!r} trains on {', '.join(method_kinds(METHODS.get(name)))} data, and "
+                           f"{info.name!r} is {info.kind} data; methods for {info.kind} data: {', '.join(fits)}")
 
 
 def method_defaults(name: str) -> dict[str, Any]:

@@ -70,6 +70,7 @@ def _head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Mod
 @register_method("clan")
 class CLAN(Method):
     summary = "augmented negatives for anomaly detection on tables: normal rows together, noisy copies apart"
+    kinds = ("table",)
     anomaly_centroid = "raw"  # the reference's centroid: the raw mean of the outputs (METHODS §14)
     defaults = {
         "alpha": 0.5,  # weight of the positive (pull-together) term

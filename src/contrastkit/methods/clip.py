@@ -61,6 +61,7 @@ _DEFAULTS: dict[str, Any] = {
 @register_method("clip")
 class CLIP(Method):
     summary = "paired data: one tower per side, symmetric cross-modal InfoNCE, learnable logit scale (≤ 100)"
+    kinds = ("paired",)
     defaults: dict[str, Any] = dict(_DEFAULTS)
 
     def __init__(self, encoder, info, cfg, train: Dataset | None = None):
