@@ -76,17 +76,17 @@ def main(argv=None) -> None:
         rows.append(run_one(name, settings, args.steps))
         r = rows[-1]
         print(f"{name}: SVM {r['svm']:.3f} (random {r['svm_random']:.3f}, raw {r['svm_raw']:.3f}) | 1-NN ED "
-              f"{r['1nn_ed']:.3f} DTW {r['1nn_dtw']:.3f} | {r['steps']} steps {r['train_s']:.0f}s, wall "
+              f"{r['1nn_ed']:.3f} DTW {r['1nn_dtw']} | {r['steps']} steps {r['train_s']:.0f}s, wall "
               f"{r['wall_s']:.0f}s", file=sys.stderr, flush=True)
     print(f"settings: {settings}\n")
     print("| data set | SVM (encoder) | linear (encoder) | SVM (random init) | SVM (raw) | 1-NN ED (raw) | "
           "1-NN DTW (raw) | TS2Vec (published) | steps | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    fmt = lambda v: "—" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    fmt = lambda v: "—" if v is None else (f"{100 * v:.1f}" if isinstance(v, float) else str(v))  # noqa: E731
     for r in rows:
         print(f"| {r['data']} | {fmt(r['svm'])} | {fmt(r['linear'])} | {fmt(r['svm_random'])} | {fmt(r['svm_raw'])} | "
               f"{fmt(r['1nn_ed'])} | {fmt(r['1nn_dtw'])} | {fmt(r['ts2vec'])} | {r['steps']} | {r['wall_s']:.0f} |")
-    mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+    mean = lambda k: sum(r[k] for r in rows if isinstance(r[k], float)) / len(rows)  # noqa: E731
     print(f"| **mean** | {fmt(mean('svm'))} | {fmt(mean('linear'))} | {fmt(mean('svm_random'))} | "
           f"{fmt(mean('svm_raw'))} | {fmt(mean('1nn_ed'))} | {fmt(mean('1nn_dtw'))} | | | |")
     if args.json:

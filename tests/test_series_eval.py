@@ -71,6 +71,14 @@ def test_dtw_1nn_on_shifted_shapes():
     assert label == "1-NN DTW (window 10%)"
 
 
+def test_dtw_skipped_when_even_the_band_is_too_costly(monkeypatch):
+    import contrastkit.evaluate.series as ev
+
+    monkeypatch.setattr(ev, "DTW_MAX_BANDED_CELLS", 10.0)
+    x, y = torch.randn(4, 1, 30), torch.arange(4) % 2
+    assert dtw_1nn(x, y, x, y, max_cells=10) == ("skipped (too costly)", "1-NN DTW (window 10%)")
+
+
 def test_series_evaluation_table():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 2, 24)) + np.repeat(np.arange(2), 20)[:, None, None]
