@@ -180,6 +180,22 @@ def report(run: Path = typer.Argument(..., help="run folder")) -> None:
     console.print(f"wrote {regenerate_report(run)}")
 
 
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="run folder"),
+    fmt: str = typer.Option("torchscript", "--format", help="torchscript, onnx (needs onnx) or safetensors "
+                                                            "(needs safetensors): pip install 'contrastkit[export]'"),
+    out: Optional[Path] = typer.Option(None, help="file to write (default RUN/model.pt, .onnx or .safetensors)"),
+) -> None:
+    """Export a run's encoder with its preprocessing bundled: the model takes raw input (images: uint8 as
+    stored; tables: the run's standardised feature vector) and loads without contrastkit. A JSON sidecar
+    (same name, .json) describes the input."""
+    from .export import export_run
+
+    path = export_run(run, fmt, out)
+    console.print(f"wrote {path} (+ {path.with_suffix('.json').name})", markup=False)
+
+
 def main() -> None:
     """Console entry point: bad input ends with one clear line and exit status 2, not a traceback.
 
