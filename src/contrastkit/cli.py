@@ -134,9 +134,12 @@ def methods() -> None:
     table.add_column("method")
     table.add_column("what")
     table.add_column("pinned defaults")
+    table.add_column("image views (≥ 64 px) where not SimCLR's")
     for name in METHODS.names():
         cls = METHODS.get(name)
-        table.add_row(name, cls.summary, ", ".join(f"{k}={v}" for k, v in cls.defaults.items()))
+        views = {**cls.image_recipe, **cls.image_recipe_large}
+        table.add_row(name, cls.summary, ", ".join(f"{k}={v}" for k, v in cls.defaults.items()),
+                      ", ".join(f"{k}={v}" for k, v in views.items()))
     console.print(table)
 
 

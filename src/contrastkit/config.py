@@ -102,7 +102,7 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
     given = {**file_cfg, **{k: v for k, v in overrides.items() if v is not None}}
     method = given.get("method", TRAINER_DEFAULTS["method"])
     METHODS.get(method)  # unknown method → clear error listing the valid ones
-    cfg = {**TRAINER_DEFAULTS, **method_defaults(method), **given}
+    cfg = {**TRAINER_DEFAULTS, **method_defaults(method), **METHODS.get(method).defaults_for(given), **given}
     known = set(TRAINER_DEFAULTS) | set(method_defaults(method)) | VIEW_SETTINGS
     unknown = sorted(set(given) - known)
     if unknown:

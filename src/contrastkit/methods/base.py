@@ -45,6 +45,16 @@ class Method(nn.Module):
     needs_labels: ClassVar[bool] = False  # supervised methods (SupCon) refuse unlabelled data
     # data kinds the recipe trains on; None: every kind whose batches are one tensor (all but "paired")
     kinds: ClassVar[tuple[str, ...] | None] = None
+    # The paper's image views where they differ from SimCLR's (views/image.py); the user's settings win.
+    # `image_recipe` applies at every size, `image_recipe_large` to images of 64 px and more only (blur and
+    # ImageNet-strength jitter belong there; small images keep the CIFAR-style defaults).
+    image_recipe: ClassVar[dict[str, Any]] = {}
+    image_recipe_large: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def defaults_for(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults that depend on other settings the user gave (e.g. DCL's τ); the user's values still win."""
+        return {}
     # the anomaly protocol's centroid: mean of normalised embeddings, or "raw" (CLAN's reference, METHODS §14)
     anomaly_centroid: ClassVar[str] = "normalized"
 
@@ -54,9 +64,18 @@ class Method(nn.Module):
         self.info = info
         self.cfg = cfg
 
+    def view_settings(self) -> dict[str, Any]:
+        """cfg with the method's image recipe under the user's own view settings."""
+        if self.info.kind != "image" or not (self.image_recipe or self.image_recipe_large):
+            return self.cfg
+        small = min(self.info.shape[1:]) < 64
+        recipe = {**self.image_recipe, **({} if small else self.image_recipe_large)}
+        return {**recipe, **{k: v for k, v in self.cfg.items() if v is not None}}
+
     def make_views(self, train: Dataset) -> tuple[nn.Module, nn.Module]:
         """The recipe's two view modules for this data (`views.create_views`)."""
-        return (create_views(self.info, train, self.cfg, view=1), create_views(self.info, train, self.cfg, view=2))
+        cfg = self.view_settings()
+        return (create_views(self.info, train, cfg, view=1), create_views(self.info, train, cfg, view=2))
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Return a dict with at least "loss" (a scalar with grad); other entries are logged (detached)."""

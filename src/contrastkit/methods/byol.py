@@ -43,6 +43,9 @@ BYOL_DEFAULTS: dict[str, Any] = {
 @register_method("byol")
 class BYOL(Method):
     summary = "online network predicts an EMA target's projection (no negatives)"
+    # BYOL's asymmetric views (paper, table 6): jitter (0.4, 0.4, 0.2, 0.1), solarize p (0, 0.2), blur p (1, 0.1)
+    image_recipe = {"jitter_strength": (0.4, 0.4, 0.2, 0.1), "solarize_p": (0.0, 0.2)}
+    image_recipe_large = {"blur_p": (1.0, 0.1)}
     defaults = dict(BYOL_DEFAULTS)
 
     def __init__(self, encoder, info, cfg, train):

@@ -84,6 +84,8 @@ class MoCo(Method):
     summary = "MoCo v2: momentum key encoder, queue of negatives, split-BN emulation / shuffled keys"
     defaults = dict(MOCO_DEFAULTS)
     decay_norm_bias = True  # the reference decays every parameter, BN and biases included
+    # MoCo v2's views (its main_moco.py): crop scale 0.2–1, jitter (0.4, 0.4, 0.4, 0.1), blur p 0.5
+    image_recipe_large = {"crop_scale": (0.2, 1.0), "jitter_strength": (0.4, 0.4, 0.4, 0.1)}
 
     def __init__(self, encoder, info, cfg, train):
         super().__init__(encoder, info, cfg, train)

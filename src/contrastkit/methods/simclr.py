@@ -28,6 +28,13 @@ class SimCLR(TwoViewMethod):
         "weight_decay": 1e-4,
     }
 
+    @classmethod
+    def defaults_for(cls, given):
+        # DCL/DCLW's recipe uses τ = 0.1 (NT-Xent's SimCLR default is 0.5)
+        if given.get("objective") in ("dcl", "dclw") and "temperature" not in given:
+            return {"temperature": 0.1}
+        return {}
+
     def __init__(self, encoder, info, cfg, train):
         if cfg["objective"] not in ("ntxent", "dcl", "dclw"):
             raise ContrastkitError(f"objective={cfg['objective']!r}; valid objectives for simclr: dcl, dclw, ntxent")

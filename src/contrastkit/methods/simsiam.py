@@ -30,6 +30,8 @@ from .base import Method, register_method
 class SimSiam(Method):
     summary = "Siamese networks with a predictor and stop-gradient (no negatives, no momentum encoder)"
     decay_norm_bias = True  # the reference decays every parameter (SGD(model.parameters(), weight_decay=wd))
+    # SimSiam's views are MoCo v2's (its main_simsiam.py): crop scale 0.2–1, jitter (0.4, 0.4, 0.4, 0.1)
+    image_recipe_large = {"crop_scale": (0.2, 1.0), "jitter_strength": (0.4, 0.4, 0.4, 0.1)}
     defaults: dict[str, Any] = {
         "proj_hidden_dim": 512,
         "proj_dim": 128,
