@@ -85,8 +85,12 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         folder.claim(resume=resume, overwrite=bool(cfg.get("overwrite")))
         dump_config(cfg, folder.config_path)
     checkpointer = Checkpointer(folder.checkpoint_path, extra={"config": plain(cfg)})
-    # a run stopped before its first checkpoint restarts from step 0 (same seed: the same run)
-    state = checkpointer.load(map_location=device) if resume and checkpointer.exists() else None
+    # a run stopped before its first checkpoint restarts from step 0 (same seed: the same run). Rank 0 reads
+    # the checkpoint and sends it to the others: machines need not share a file system
+    state = None
+    if is_main and resume and checkpointer.exists():
+        state = checkpointer.load(map_location="cpu")
+    state = distributed.broadcast_object(state)
 
     torch.manual_seed(int(cfg["seed"]))
     train_set = splits.train.to(device)
