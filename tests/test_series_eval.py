@@ -120,6 +120,8 @@ def test_forecast_rows():
     torch.manual_seed(0)
     enc = create_encoder("resnet1d", s.info, width=4)
     rows = forecast_rows({"encoder": enc}, s, 3, torch.device("cpu"))
-    assert rows[0]["metric"] == "forecast MSE (H=3)" and rows[0]["raw input"] < 0.01 < rows[0]["last value"]
+    assert [r["metric"] for r in rows] == ["forecast MSE (H=3), ridge", "forecast MSE (H=3), last value"]
+    assert float(rows[0]["raw input"]) < 0.01 < float(rows[1]["raw input"]) and rows[1]["encoder"] == "—"
+    assert set(rows[0]) == set(rows[1]) == {"metric", "encoder", "raw input"}
     rows, _ = EVALUATIONS.get("series")(enc, lambda: enc, s, torch.device("cpu"), {"forecast_horizon": 3})
-    assert [r["metric"] for r in rows] == ["forecast MSE (H=3)"]
+    assert [r["metric"] for r in rows] == ["forecast MSE (H=3), ridge", "forecast MSE (H=3), last value"]

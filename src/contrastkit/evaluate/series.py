@@ -14,8 +14,8 @@ architecture untrained, "raw input" = the standardised series, zero-padded to th
 
 With `forecast_horizon: H` (cfg) a forecasting row follows (also for unlabelled data): ridge regression from the
 representation of each series' window (all but its last H steps) to those H steps, test MSE in standardised
-units, for the encoder and the random init, next to a ridge on the raw last steps ("raw input") and the
-last-value forecast ("last value").
+units (written as text, 4 decimals), for the encoder and the random init, next to a ridge on the raw last
+steps ("raw input"), and a second row with the last-value forecast.
 
 `dtw_distances(a, b, ...)` is a vectorised DTW (anti-diagonal wavefront over all pairs at once, in torch),
 tested against a plain double loop in tests/test_series_eval.py.
@@ -223,14 +223,17 @@ def forecast_rows(encoders: dict[str, nn.Module], splits: DataSplits, horizon: i
         model = RidgeCV(alphas=alphas).fit(ftr.double().numpy(), ttr.double().numpy())
         return float(((model.predict(fte.double().numpy()) - tte.double().numpy()) ** 2).mean())
 
-    row: dict[str, Any] = {"metric": f"forecast MSE (H={horizon})"}
+    # MSE values are written as text ("0.0722"): the CLI table shows floats in [0, 1] as percentages
+    num = lambda v: f"{v:.4f}"  # noqa: E731
+    row: dict[str, Any] = {"metric": f"forecast MSE (H={horizon}), ridge"}
     for name, enc in encoders.items():
-        row[name] = ridge_mse(embed(enc, wtr, device=device), embed(enc, wte, device=device))
-    row["raw input"] = ridge_mse(ltr.flatten(1), lte.flatten(1))
+        row[name] = num(ridge_mse(embed(enc, wtr, device=device), embed(enc, wte, device=device)))
+    row["raw input"] = num(ridge_mse(ltr.flatten(1), lte.flatten(1)))
     c = splits.test.x.shape[1]
     last_value = lte[:, :, -1:].expand(-1, c, horizon).flatten(1)
-    row["last value"] = float(((last_value - tte) ** 2).mean())
-    return [row]
+    last = {"metric": f"forecast MSE (H={horizon}), last value", **{name: "—" for name in encoders},
+            "raw input": num(float(((last_value - tte) ** 2).mean()))}
+    return [row, last]
 
 
 def dtw_1nn(xtr, ytr, xte, yte, max_cells: float = DTW_MAX_CELLS) -> tuple[Any, str]:
