@@ -45,6 +45,9 @@ def test_config_file_and_resume_keep_their_own_method_and_data(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     saved = yaml.safe_load((first / "config.yaml").read_text())
     assert (saved["method"], saved["data"], saved["epochs"]) == ("byol", "digits", 2)
+    record = saved["run_record"]  # what the run was: versions, device, views as built, effective steps
+    assert record["steps"] == 44 and record["epochs_done"] == 2 and record["torch"] == str(torch.__version__)
+    assert record["views"]["view1"]["solarize_p"] == 0.0 and record["views"]["view2"]["solarize_p"] == 0.2
     assert load_checkpoint(first / "checkpoints" / "last.pt")["loop"]["step"] == 2 * 22
 
 

@@ -115,6 +115,9 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
             callbacks[:0] = list(monitors)  # monitors first: they add to the row the CSV writes
         if progress:
             callbacks.append(ProgressBar(str(cfg["method"]), monitors))
+    record = run_record(cfg, method, device, distributed.world_size())
+    if is_main:
+        dump_config(cfg, folder.config_path, record)
     try:
         result = fit(method, train_set, optimizer, plan, device=device,
                      amp_dtype=autocast_dtype(str(cfg["precision"]), device), channels_last=channels_last,
@@ -124,10 +127,34 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         if is_main:
             folder.release()
     if is_main:
+        record.update(steps=result.steps, skipped_steps=result.skipped_steps, train_seconds=round(result.seconds, 1),
+                      epochs_done=round(result.steps / max(1, len(train_set) // plan.batch_size), 3))
+        dump_config(cfg, folder.config_path, record)
         folder.save_encoder(method.encoder, splits.info, cfg, method.scoring_head(), method.anomaly_centroid)
     engine_dist.shutdown()
     return RunResult(run_dir, method, splits, device, steps=result.steps, train_seconds=result.seconds,
                      is_main=is_main)
+
+
+def run_record(cfg: dict[str, Any], method: Method, device: torch.device, world: int) -> dict[str, Any]:
+    """What the run is, beyond its settings: versions, device, processes, the views as built, the plan."""
+    import platform
+
+    import numpy
+
+    from . import __version__
+
+    views = {}
+    for name in ("view1", "view2"):
+        module = getattr(method, name, None)
+        config = getattr(module, "config", None)
+        views[name] = config.as_dict() if hasattr(config, "as_dict") else (repr(module) if module is not None
+                                                                              else None)
+    return {"contrastkit": __version__, "torch": str(torch.__version__), "numpy": numpy.__version__,
+            "python": platform.python_version(), "device": str(device), "processes": world,
+            "precision": str(autocast_dtype(str(cfg["precision"]), device) or "float32").replace("torch.", ""),
+            "planned_epochs": None if cfg["minutes"] is not None else int(cfg["epochs"]),
+            "planned_minutes": cfg["minutes"], "views": views}
 
 
 def plain(cfg: dict[str, Any]) -> dict[str, Any]:

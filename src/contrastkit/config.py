@@ -41,6 +41,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "knn_t": 0.1,
     "out": None,  # run folder; default runs/<method>-<data>-<time>
     "encoder_kwargs": {},
+    "import_modules": [],  # plug-ins imported before the registries are read (--import MODULE, plugins.py)
     # data options (tables and folders use them; images ignore the ones that do not apply)
     "image_size": None,
     "test_fraction": 0.2,
@@ -91,7 +92,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ContrastkitError(f"--config {path}: expected a mapping of setting: value, got {type(loaded).__name__}")
-    return loaded
+    return {k: v for k, v in loaded.items() if k != RECORD_KEY}  # a run's record is not a setting
+
+
+# config.yaml of a run also holds, under this key, what the run was (not settings: ignored when read back)
+RECORD_KEY = "run_record"
 
 
 def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> dict[str, Any]:
@@ -100,6 +105,9 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
 
     file_cfg = load_yaml(config_file) if config_file else {}
     given = {**file_cfg, **{k: v for k, v in overrides.items() if v is not None}}
+    from .plugins import import_plugins
+
+    import_plugins(given.get("import_modules"))  # before the registries are read: they may register encoders/methods
     method = given.get("method", TRAINER_DEFAULTS["method"])
     METHODS.get(method)  # unknown method → clear error listing the valid ones
     cfg = {**TRAINER_DEFAULTS, **method_defaults(method), **METHODS.get(method).defaults_for(given), **given}
@@ -148,6 +156,13 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise ContrastkitError(f"epochs={cfg['epochs']} must be >= 1")
 
 
-def dump_config(cfg: dict[str, Any], path: Path) -> None:
+def dump_config(cfg: dict[str, Any], path: Path, record: dict[str, Any] | None = None) -> None:
+    """config.yaml: every setting (defaults resolved), plus the run's record (versions, device, resolved views,
+    planned and effective steps) under `run_record`, written atomically."""
+    from .core.checkpoint import write_text_atomic
+
     plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if not k.startswith("_")}
-    path.write_text(yaml.safe_dump(plain, sort_keys=True))
+    text = yaml.safe_dump(plain, sort_keys=True)
+    if record:
+        text += "\n" + yaml.safe_dump({RECORD_KEY: record}, sort_keys=False)
+    write_text_atomic(Path(path), text)
