@@ -53,6 +53,17 @@ def _parse_extra(args: list[str]) -> dict[str, Any]:
     return out
 
 
+def _import_option():
+    return typer.Option(None, "--import", help="Python module to import first (repeatable): a plug-in that registers "
+                        "encoders or methods; a run's own import_modules are imported too")
+
+
+def _plugins(run: Optional[Path], modules: Optional[list[str]]) -> None:
+    from .plugins import import_for_run
+
+    import_for_run(run, modules)
+
+
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
     if not rows:
         return
@@ -87,13 +98,14 @@ def pretrain(
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
     config: Optional[Path] = typer.Option(None, help="YAML file of settings (flags override it)"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+    imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Pretrain an encoder, then print the evaluation table. Any other setting: --name value
     (`contrastkit config --method NAME` lists them all with types, defaults and meaning)."""
     from .api import pretrain as run_pretrain
 
     settings = {"method": method, "data": data, "data_dir": data_dir, "epochs": epochs, "minutes": minutes,
-                "out": out, **_parse_extra(ctx.args)}
+                "out": out, "import_modules": imports or None, **_parse_extra(ctx.args)}
     if resume and not out:
         raise ContrastkitError("--resume needs --out RUN_FOLDER (the run to continue)")
     result = run_pretrain(config, resume=resume, progress=not no_progress, **settings)
@@ -107,8 +119,10 @@ def pretrain(
 def show_config(
     method: str = typer.Option("simclr", help="method whose settings to list"),
     data: Optional[str] = typer.Option(None, help="(accepted for symmetry with pretrain; settings do not depend on it)"),
+    imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """List every setting of `pretrain` for a method: group, type, resolved default and meaning."""
+    _plugins(None, imports)
     from .config import TRAINER_DEFAULTS, VIEW_SETTINGS
     from .methods import method_defaults
     from .settings import describe
@@ -126,8 +140,9 @@ def show_config(
 
 
 @app.command()
-def methods() -> None:
+def methods(imports: Optional[list[str]] = _import_option()) -> None:
     """List every registered method with its pinned defaults."""
+    _plugins(None, imports)
     from .methods import METHODS
 
     table = Table(title="contrastkit methods")
@@ -148,8 +163,10 @@ def evaluate(
     run: Path = typer.Argument(..., help="run folder"),
     protocol: str = typer.Option("knn,linear", help="comma list of knn, linear, cluster, anomaly, retrieval"),
     data: Optional[str] = typer.Option(None, help="evaluate on other data (default: the run's)"),
+    imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Evaluate a finished run's encoder."""
+    _plugins(run, imports)
     from .evaluate.run_eval import evaluate_run
 
     rows = evaluate_run(run, [p.strip() for p in protocol.split(",") if p.strip()], data)
@@ -167,8 +184,10 @@ def embed(
                                        ".npy (+ .ids.csv beside it)"),
     split: str = typer.Option("test", help="for built-in names and series/graph/paired data: train or test"),
     id_column: Optional[str] = typer.Option(None, help="tables: the column that identifies a row"),
+    imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Embed data with a run's encoder: every row, in input order, with ids (file names, row numbers)."""
+    _plugins(run, imports)
     from .evaluate.run_eval import embed_to_file
 
     n = embed_to_file(run, data, out, split, id_column)
@@ -176,8 +195,10 @@ def embed(
 
 
 @app.command()
-def report(run: Path = typer.Argument(..., help="run folder")) -> None:
+def report(run: Path = typer.Argument(..., help="run folder"),
+           imports: Optional[list[str]] = _import_option()) -> None:
     """Regenerate report.html of a run."""
+    _plugins(run, imports)
     from .evaluate.run_eval import regenerate_report
 
     console.print(f"wrote {regenerate_report(run)}")
@@ -189,12 +210,14 @@ def export(
     fmt: str = typer.Option("torchscript", "--format", help="torchscript, onnx (needs onnx) or safetensors "
                                                             "(needs safetensors): pip install 'contrastkit[export]'"),
     out: Optional[Path] = typer.Option(None, help="file to write (default RUN/model.pt, .onnx or .safetensors)"),
+    imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Export a run's encoder with its preprocessing bundled: the model takes raw input (images: uint8 as
     stored; tables: the run's standardised feature vector) and loads without contrastkit. A JSON sidecar
     (same name, .json) describes the input."""
     from .export import export_run
 
+    _plugins(run, imports)
     path = export_run(run, fmt, out)
     console.print(f"wrote {path} (+ {path.with_suffix('.json').name})", markup=False)
 

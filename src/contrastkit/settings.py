@@ -26,6 +26,7 @@ TYPES: dict[str, str] = {
     "graph_labels": "path", "data_kind": "str", "series_scaling": "str", "encoder_kwargs": "dict",
     "weight_decay": "float", "lr": "float", "momentum": "float", "warmup_epochs": "float", "knn_t": "float",
     "temperature": "float", "test_fraction": "float",
+    "import_modules": "list",
 }
 
 GROUPS = ("data", "method", "views", "encoder", "training", "evaluation", "run")
@@ -46,8 +47,11 @@ HELP: dict[str, tuple[str, str]] = {
     "drop_columns": ("data", "tables: columns to ignore, e.g. [id, timestamp]"),
     "categorical_columns": ("data", "tables: columns to treat as categorical"),
     "scaler": ("data", "tables: standard (mean/std) or quantile (rank-Gauss)"),
-    "encoder": ("encoder", "backbone: auto (by data kind), convnet, resnet18, mlp, resmlp, resnet1d, tcn, ..."),
+    "encoder": ("encoder", "backbone: auto (by data kind), convnet, resnet18, mlp, resmlp, resnet1d, tcn, ..., "
+                            "timm:NAME, torchvision:NAME (when installed)"),
     "encoder_kwargs": ("encoder", "backbone options, e.g. {width: 64}"),
+    "import_modules": ("encoder", "Python modules to import first (--import MOD): plug-ins that @register_encoder "
+                                  "or @register_method; a run's evaluate/embed/report/export import them again"),
     "epochs": ("training", "passes over the training set"),
     "minutes": ("training", "wall-clock budget; overrides --epochs"),
     "batch_size": ("training", "global batch (split over processes under torchrun)"),

@@ -9,7 +9,25 @@ from torch import nn
 from ..data.base import DataInfo
 from ..registry import Registry
 
-ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
+
+class _EncoderRegistry(Registry):
+    """The registry, plus `timm:NAME` / `torchvision:NAME` backbones resolved on use (encoders/external.py)."""
+
+    def get(self, name: str) -> Callable[..., nn.Module]:
+        from .external import external_factory, is_external
+
+        if is_external(name):
+            return external_factory(name)
+        if name not in self:
+            from ..errors import ContrastkitError
+
+            raise ContrastkitError(f"unknown encoder {name!r}; valid encoders: {', '.join(self.names())}, or "
+                                   "timm:NAME / torchvision:NAME (with timm / torchvision installed), or one a "
+                                   "module registers with @register_encoder (--import MODULE)")
+        return super().get(name)
+
+
+ENCODERS: Registry[Callable[..., nn.Module]] = _EncoderRegistry("encoder")
 
 
 def register_encoder(name: str):
@@ -26,7 +44,10 @@ def resolve_encoder_name(name: str, info: DataInfo) -> str:
 
 
 def create_encoder(name: str, info: DataInfo, **kwargs: Any) -> nn.Module:
-    return ENCODERS.get(resolve_encoder_name(name, info))(info, **kwargs)
+    from .external import ensure_out_dim
+
+    name = resolve_encoder_name(name, info)
+    return ensure_out_dim(ENCODERS.get(name)(info, **kwargs), info, name)  # no .out_dim: inferred by a dummy batch
 
 
 # Importing the modules registers their encoders.

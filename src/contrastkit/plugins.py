@@ -1,0 +1,58 @@
+"""Plug-ins: user modules imported before the registries are read (`--import MODULE`, setting `import_modules`).
+
+A module that registers a backbone (`@register_encoder("mynet")`) or a method (`@register_method("mine")`) is
+imported by name, so `--encoder mynet` works in `pretrain`; the run's config.yaml records `import_modules`, so
+`evaluate`, `embed`, `report` and `export` of that run import it again by themselves (each also takes
+`--import`). The current folder is searched too, as `python -m` would.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ContrastkitError
+
+
+def module_names(value: Any) -> list[str]:
+    """`mymod`, `a,b`, `[a, b]` or None → ["a", "b"]."""
+    if value is None:
+        return []
+    items: Iterable[Any] = [value] if isinstance(value, str) else value
+    out: list[str] = []
+    for item in items:
+        out += [part.strip() for part in str(item).split(",") if part.strip()]
+    return out
+
+
+def import_plugins(value: Any) -> list[str]:
+    """Import each named module (once); one clear error naming a module that cannot be imported."""
+    names = module_names(value)
+    if names and "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # `--import mymod` finds ./mymod.py, as `python -m` does
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ContrastkitError(f"--import {name}: cannot import it ({e}); give a module on the Python path "
+                                   "(e.g. mymod for ./mymod.py, or an installed package)") from None
+    return names
+
+
+def import_for_run(run: Path | str | None, extra: Any = None) -> list[str]:
+    """The modules given on the command line, then those the run's config.yaml records (`import_modules`)."""
+    names = module_names(extra)
+    if run is not None:
+        config = Path(run) / "config.yaml"
+        if config.is_file():
+            import yaml
+
+            try:
+                cfg = yaml.safe_load(config.read_text()) or {}
+            except yaml.YAMLError:
+                cfg = {}
+            if isinstance(cfg, dict):
+                names += [n for n in module_names(cfg.get("import_modules")) if n not in names]
+    return import_plugins(names)
