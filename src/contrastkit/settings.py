@@ -24,6 +24,8 @@ TYPES: dict[str, str] = {
     "label_column": "str", "anomaly_label": "scalar", "normal_label": "scalar", "drop_columns": "list",
     "categorical_columns": "list", "scaler": "str", "graph": "str", "graph_smooth": "int", "graph_x": "str",
     "graph_labels": "path", "data_kind": "str", "series_scaling": "str", "encoder_kwargs": "dict",
+    "series_id_column": "str", "time_column": "str", "forecast_horizon": "int", "pair_keys": "str",
+    "text_model": "path", "text_tokens": "str",
     "weight_decay": "float", "lr": "float", "momentum": "float", "warmup_epochs": "float", "knn_t": "float",
     "temperature": "float", "test_fraction": "float",
     "import_modules": "list",

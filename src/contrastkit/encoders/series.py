@@ -165,9 +165,3 @@ def tcn(info: DataInfo, hidden: int = 64, out_dim: int = 320, depth: int = 10, c
         ) -> DilatedConvEncoder:
     """TS2Vec's dilated convolution encoder (TCN); max-pooled; out_dim 320."""
     return DilatedConvEncoder(_series_channels(info, "tcn"), int(hidden), int(out_dim), int(depth), bool(causal))
-
-
-# The end-of-run evaluation of series data (evaluate/series.py) registers itself on import; the run's finish
-# step imports the encoders before it looks the kind up in EVALUATIONS, so importing it here registers it in
-# time without touching the shared evaluate/protocol.py (evaluate/ never imports encoders: no cycle).
-from ..evaluate import series as _series_evaluation  # noqa: E402,F401

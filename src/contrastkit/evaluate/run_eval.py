@@ -54,8 +54,9 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
         from .knn import knn_accuracies
 
         t = float(cfg.get("knn_t", 0.1))
-        accs = knn_accuracies(tr, ytr, te, yte, ks=(20, 200), t=t)
-        rows += [{"metric": f"kNN k={k} t={t}", "value": accs[k]} for k in (200, 20)]
+        ks = sorted({min(k, len(ytr)) for k in (200, 20)}, reverse=True)  # small data: k clamped, named
+        accs = knn_accuracies(tr, ytr, te, yte, ks=ks, t=t)
+        rows += [{"metric": f"kNN k={k} t={t}", "value": accs[k]} for k in ks]
     if "linear" in protocols:
         from .linear import linear_probe
 

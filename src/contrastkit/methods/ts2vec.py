@@ -93,6 +93,7 @@ def _randint(low: int, high: int, g, device, size=()) -> torch.Tensor:
 @register_method("ts2vec")
 class TS2Vec(Method):
     summary = "series: hierarchical instance + temporal contrast of two overlapping crops (TS2Vec)"
+    kinds = ("series",)
     defaults = {
         "alpha": 0.5,  # weight of the instance contrast (1 − alpha: temporal)
         "mask_p": 0.5,  # timestamp masking probability
