@@ -222,6 +222,24 @@ def export(
     console.print(f"wrote {path} (+ {path.with_suffix('.json').name})", markup=False)
 
 
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="two or more run folders"),
+    out: Path = typer.Option(Path("compare.png"), help="comparison plot (PNG): loss curves and final metrics"),
+) -> None:
+    """Compare runs: one table of the settings that differ, one of the final metrics, and a plot."""
+    from .compare import compare_runs, plot_comparison
+
+    found, settings_rows, metric_rows = compare_runs(runs)
+    if settings_rows:
+        print_table(settings_rows, "settings that differ")
+    else:
+        console.print("the runs have the same settings", markup=False)
+    if metric_rows:
+        print_table(metric_rows, "final metrics of the trained encoders")
+    console.print(f"wrote {plot_comparison(found, out)}", markup=False)
+
+
 def main() -> None:
     """Console entry point: bad input ends with one clear line and exit status 2, not a traceback.
 
