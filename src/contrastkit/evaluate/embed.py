@@ -23,7 +23,7 @@ def embed(
     """Embed every row of `x` (uint8 images, float tables, …): returns fp32 CPU features (n, d).
 
     The encoder runs in eval() mode — BatchNorm uses (and does not update) its running statistics, dropout is
-    off (LESSONS.md item 3, lightly PR #1444) — and every submodule's previous train/eval flag is restored
+    off (lightly PR #1444) — and every submodule's previous train/eval flag is restored
     afterwards, even on error. Each chunk of `batch_size` rows is moved to `device` (default: the encoder's
     parameter device), passed through `preprocess` (e.g. uint8 → normalised float; identity when None) and
     the encoder; outputs with more than two dims are flattened.
