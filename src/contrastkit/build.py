@@ -113,6 +113,10 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         if int(cfg["monitor_every"]) > 0:
             monitors = (MonitorCallback(Monitor(method, splits, cfg, device), int(cfg["monitor_every"])),)
             callbacks[:0] = list(monitors)  # monitors first: they add to the row the CSV writes
+        if cfg.get("tensorboard"):  # optional (tracking.py): the rows metrics.csv gets, as TensorBoard scalars
+            from .tracking import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(folder.path / "tensorboard"))
         if progress:
             callbacks.append(ProgressBar(str(cfg["method"]), monitors))
     record = run_record(cfg, method, device, distributed.world_size())

@@ -32,6 +32,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "precision": "auto",  # auto (bf16 autocast where fast) | fp32 | bf16 | fp16
     "channels_last": True,
     "log_every": 20,  # steps between metrics.csv rows
+    "tensorboard": False,  # also write the metrics rows to RUN/tensorboard/ (needs the tensorboard package)
     "monitor_every": 200,  # steps between diagnostics / online kNN monitors (0 = off)
     "evaluate": True,  # evaluation table at the end of pretraining
     "checkpoint_every": 0,  # steps between mid-epoch checkpoints (0: only at the end of each epoch)
@@ -140,6 +141,10 @@ def validate_config(cfg: dict[str, Any]) -> None:
     if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
         raise ContrastkitError(f"precision={cfg['precision']!r}; valid: auto, bf16, fp16, fp32")
     check_finite(cfg)
+    if cfg.get("tensorboard"):
+        from .tracking import require_tensorboard
+
+        require_tensorboard()  # before the run folder is written
     for key in ("lr", "weight_decay", "warmup_epochs"):
         if float(cfg[key]) < 0:
             raise ContrastkitError(f"--{key.replace('_', '-')} {cfg[key]}: must be >= 0")

@@ -70,6 +70,7 @@ HELP: dict[str, tuple[str, str]] = {
     "sync_bn": ("training", "torchrun: BatchNorm statistics over the global batch (false: per process)"),
     "skip_nonfinite": ("training", "steps with a NaN/inf loss to skip before stopping"),
     "log_every": ("run", "steps between metrics.csv rows"),
+    "tensorboard": ("run", "also log the metrics rows to RUN/tensorboard/ (pip install tensorboard)"),
     "monitor_every": ("run", "steps between online kNN / diagnostics (0 = off)"),
     "checkpoint_every": ("run", "steps between mid-epoch checkpoints (0 = end of epoch only)"),
     "out": ("run", "run folder (default runs/<method>-<data>-<time>)"),
