@@ -71,7 +71,7 @@ def test_torchscript_loads_with_plain_torch_and_matches_load_encoder(tmp_path, i
     with torch.no_grad():
         got = model(x)
     torch.testing.assert_close(got, _reference(run, x), rtol=1e-5, atol=1e-5)
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = json.loads(Path(str(out) + ".json").read_text())
     assert meta == json.loads(extra["contrastkit.json"])
     assert meta["input"]["kind"] == info.kind and meta["input"]["shape"] == [None, *info.shape]
     assert meta["output"]["shape"] == [None, got.shape[1]] and meta["encoder"] == encoder
@@ -83,7 +83,7 @@ def test_exported_image_model_bundles_the_normalisation(tmp_path):
     """Raw uint8 in: the model is not the bare encoder (which would need normalised floats)."""
     run = _run(tmp_path, IMAGE, "convnet", width=8)
     model = torch.jit.load(str(export_run(run, "torchscript")))
-    assert (run / "model.pt").exists() and (run / "model.json").exists()  # the default --out
+    assert (run / "model.pt").exists() and (run / "model.pt.json").exists()  # the default --out
     encoder, _, _ = load_encoder(run)
     x = _raw(IMAGE, 3)
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_safetensors_weights_and_sidecar_rebuild_the_encoder(tmp_path):
     run = _run(tmp_path, IMAGE, "convnet", width=8)
     out = export_run(run, "safetensors", tmp_path / "w.safetensors")
     tensors = load_file(str(out))
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = json.loads(Path(str(out) + ".json").read_text())
     assert meta["info"]["shape"] == list(IMAGE.shape) and meta["config"]["encoder"] == "convnet"
     torch.testing.assert_close(tensors["preprocess.mean"].flatten(), torch.tensor(IMAGE.mean))
     fresh = create_encoder(meta["encoder"], IMAGE, **meta["encoder_kwargs"]).eval()
@@ -140,7 +140,7 @@ def test_cli_export_and_bad_input(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "cli.pt")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cli.pt").exists() and "cli.json" in res.output
+    assert (tmp_path / "cli.pt").exists() and "cli.pt.json" in res.output
     res = runner.invoke(app, ["export", str(run), "--format", "tflite"])
     assert isinstance(res.exception, ContrastkitError) and "torchscript, onnx, safetensors" in str(res.exception)
     res = runner.invoke(app, ["export", str(tmp_path / "nope")])

@@ -214,12 +214,12 @@ def export(
 ) -> None:
     """Export a run's encoder with its preprocessing bundled: the model takes raw input (images: uint8 as
     stored; tables: the run's standardised feature vector) and loads without contrastkit. A JSON sidecar
-    (same name, .json) describes the input."""
+    (FILE.json) describes the input."""
     from .export import export_run
 
     _plugins(run, imports)
     path = export_run(run, fmt, out)
-    console.print(f"wrote {path} (+ {path.with_suffix('.json').name})", markup=False)
+    console.print(f"wrote {path} (+ {path.name}.json, the input description)", markup=False)
 
 
 @app.command()

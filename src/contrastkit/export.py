@@ -14,7 +14,8 @@ What the exported model takes (the same input `contrastkit embed` reads, before 
 
 The output is the representation `h` (N, D), float32, the one `contrastkit embed` writes.
 
-Beside every exported file a JSON sidecar (the same name with the suffix `.json`: model.pt → model.json) records the input description, the DataInfo, the run's config and the versions. TorchScript also
+Beside every exported file a JSON sidecar (its name + `.json`: model.pt → model.pt.json) records the input
+description, the DataInfo, the run's config and the versions. TorchScript also
 stores it inside the file (`_extra_files={"contrastkit.json": ...}`).
 """
 
@@ -98,6 +99,11 @@ def sidecar(info, cfg: dict[str, Any], fmt: str, out_dim: int) -> dict[str, Any]
             "versions": {"contrastkit": __version__, "torch": torch.__version__}}
 
 
+def sidecar_path(out: Path) -> Path:
+    """model.pt → model.pt.json (one per exported file: three formats of one run never overwrite each other)."""
+    return out.with_name(out.name + ".json")
+
+
 def export_run(run: Path, fmt: str, out: Path | None = None) -> Path:
     """Export the encoder of `run` (with its preprocessing) as `fmt`; returns the written file."""
     from .run import load_encoder
@@ -125,7 +131,7 @@ def export_run(run: Path, fmt: str, out: Path | None = None) -> Path:
         _onnx(model, example, expected, out)
     else:
         _safetensors(model, out, meta)
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    sidecar_path(out).write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
 
