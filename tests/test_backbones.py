@@ -175,5 +175,13 @@ def test_import_plugin_is_honoured_by_every_subcommand(tmp_path, monkeypatch):
         assert torch.jit.load(str(tmp_path / "m.pt"))(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape == (2, 6)
         res = runner.invoke(app, ["evaluate", str(run), "--import", "no_such_module_xyz"])
         assert isinstance(res.exception, ContrastkitError) and "--import no_such_module_xyz" in str(res.exception)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)  # the plug-in is not importable from here
+        sys.path[:] = [p for p in sys.path if p not in ("", str(tmp_path))]
+        forget_plugin()
+        res = runner.invoke(app, ["evaluate", str(run), "--protocol", "linear"])
+        assert isinstance(res.exception, ContrastkitError), res.output
+        assert "the run imports ck_plugin_mod" in str(res.exception) and "PYTHONPATH" in str(res.exception)
     finally:
         forget_plugin()

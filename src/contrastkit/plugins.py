@@ -27,8 +27,9 @@ def module_names(value: Any) -> list[str]:
     return out
 
 
-def import_plugins(value: Any) -> list[str]:
-    """Import each named module (once); one clear error naming a module that cannot be imported."""
+def import_plugins(value: Any, recorded_in: Path | None = None) -> list[str]:
+    """Import each named module (once); one clear error naming a module that cannot be imported (and, for the
+    modules a run recorded, the config.yaml that names them)."""
     names = module_names(value)
     if names and "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # `--import mymod` finds ./mymod.py, as `python -m` does
@@ -36,6 +37,10 @@ def import_plugins(value: Any) -> list[str]:
         try:
             importlib.import_module(name)
         except ImportError as e:
+            if recorded_in is not None:
+                raise ContrastkitError(f"the run imports {name} ({recorded_in}: import_modules), which cannot be "
+                                       f"imported here ({e}); run from the folder that holds {name}.py or add its "
+                                       "folder to PYTHONPATH") from None
             raise ContrastkitError(f"--import {name}: cannot import it ({e}); give a module on the Python path "
                                    "(e.g. mymod for ./mymod.py, or an installed package)") from None
     return names
@@ -44,6 +49,7 @@ def import_plugins(value: Any) -> list[str]:
 def import_for_run(run: Path | str | None, extra: Any = None) -> list[str]:
     """The modules given on the command line, then those the run's config.yaml records (`import_modules`)."""
     names = module_names(extra)
+    import_plugins(names)
     if run is not None:
         config = Path(run) / "config.yaml"
         if config.is_file():
@@ -54,5 +60,6 @@ def import_for_run(run: Path | str | None, extra: Any = None) -> list[str]:
             except yaml.YAMLError:
                 cfg = {}
             if isinstance(cfg, dict):
-                names += [n for n in module_names(cfg.get("import_modules")) if n not in names]
-    return import_plugins(names)
+                recorded = [n for n in module_names(cfg.get("import_modules")) if n not in names]
+                names += import_plugins(recorded, recorded_in=config)
+    return names
