@@ -13,7 +13,8 @@ With |B| = n (karate, any graph up to `batch_size` nodes) this is GRACE's full-g
 
 Samples are node ids (the data is loaded with `graph_x: ids`, pinned here) and the encoder is `gcn`.
 Defaults: GRACE's Cora settings (p_e 0.2 / 0.4, p_f 0.3 / 0.4, τ 0.4, 128-d output, 2 layers, hidden 256,
-PReLU; Adam wd 1e-5) except lr 1e-3 (paper 5e-4) and 200 epochs of node batches of 1024.
+PReLU; Adam lr 5e-4, wd 1e-5), 200 epochs of node batches of 2048. On the digits k-NN graph lr 5e-4 clustered
+better than 1e-3 (ACC 78.1 vs 74.1) and τ 0.2 worse (73.2); not tuned further.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ class GRACE(Method):
         "encoder": "gcn",
         "encoder_kwargs": {"hidden": 256, "out_dim": 128, "layers": 2},
         "optimizer": "adamw",
-        "lr": 1e-3,
+        "lr": 5e-4,
         "lr_scaling": "none",
         "weight_decay": 1e-5,
-        "batch_size": 1024,
+        "batch_size": 2048,  # graphs up to 2048 nodes: GRACE's full-graph loss
         "epochs": 200,
         "warmup_epochs": 0.0,
         "monitor_every": 0,  # train and test are the same nodes: the online kNN monitor would see itself
