@@ -39,6 +39,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "skip_nonfinite": 0,  # steps with a NaN/inf loss or gradient to skip before the run stops
     "sync_bn": True,  # multi-process: BatchNorm statistics over the global batch (K processes = 1 process)
     "overwrite": False,  # write into an existing --out that holds another run or other files
+    "stream": "auto",  # .npy images read from disk row by row: auto (files above 1/4 of memory) | true | false
     "knn_t": 0.1,
     "out": None,  # run folder; default runs/<method>-<data>-<time>
     "encoder_kwargs": {},

@@ -27,7 +27,7 @@ TYPES: dict[str, str] = {
     "series_id_column": "str", "time_column": "str", "forecast_horizon": "int", "pair_keys": "str",
     "text_model": "path", "text_tokens": "str",
     "weight_decay": "float", "lr": "float", "momentum": "float", "warmup_epochs": "float", "knn_t": "float",
-    "temperature": "float", "test_fraction": "float",
+    "temperature": "float", "test_fraction": "float", "stream": "scalar",
     "import_modules": "list",
 }
 
@@ -41,6 +41,7 @@ HELP: dict[str, tuple[str, str]] = {
     "image_size": ("data", "images: working resolution (default: the data's own size)"),
     "test_fraction": ("data", "share of the data held out for evaluation when there is no test split"),
     "test_data": ("data", "a separate test set (same kind as --data)"),
+    "stream": ("data", ".npy images from disk row by row: auto (files above 1/4 of memory), true or false"),
     "label_column": ("data", "tables: the column holding labels (used for evaluation only)"),
     "anomaly_label": ("data", "tables: the label value of anomalies; training then sees normal rows only"),
     "normal_label": ("data", "tables: the label value of normal rows (all others are anomalies)"),

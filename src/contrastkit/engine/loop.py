@@ -156,6 +156,11 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
                                           **opts)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
+    reader = None
+    if getattr(train, "prefetch", False):
+        from concurrent.futures import ThreadPoolExecutor
+
+        reader = ThreadPoolExecutor(1, thread_name_prefix="contrastkit-reader")
     crash_at = int(os.environ.get("CONTRASTKIT_CRASH_AT_STEP", "-1"))  # test hooks: simulate a hard kill
     crash_rank = int(os.environ.get("CONTRASTKIT_CRASH_RANK", "-1"))
     start_time = time.perf_counter()
@@ -187,12 +192,20 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
                 view_state = rng_state = None
             order = torch.randperm(n_train, generator=perm_gen).to(device)
             mine = slice(rank * local, (rank + 1) * local)
+
+            def fetch(i: int):
+                return train.batch(order[i * batch_size:(i + 1) * batch_size][mine])
+
+            pending = reader.submit(fetch, in_epoch) if reader is not None else None
             for i in range(in_epoch, steps_per_epoch):
                 if step >= total_steps:
                     break
                 t0 = time.perf_counter()
-                index = order[i * batch_size:(i + 1) * batch_size][mine]
-                batch = train.batch(index)
+                if pending is not None:  # data on disk: this batch was read while the last step trained
+                    batch = pending.result()
+                    pending = reader.submit(fetch, i + 1) if i + 1 < steps_per_epoch else None
+                else:
+                    batch = fetch(i)
                 if channels_last and isinstance(batch.x, torch.Tensor) and batch.x.ndim == 4:
                     batch.x = batch.x.contiguous(memory_format=torch.channels_last)
                 lr = set_lr(optimizer, lr_factor(step, total_steps, warmup))
@@ -259,6 +272,8 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
             epoch += 1
             in_epoch = 0
     finally:
+        if reader is not None:
+            reader.shutdown(wait=True, cancel_futures=True)
         for cb in callbacks:
             cb.on_end()
     return FitResult(steps=step, seconds=elapsed_before + time.perf_counter() - start_time, skipped_steps=skipped,

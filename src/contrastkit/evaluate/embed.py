@@ -30,8 +30,8 @@ def embed(
     """
     if batch_size < 1:
         raise ContrastkitError(f"batch_size={batch_size}: must be >= 1")
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x)
+    if isinstance(x, (list, tuple)) or type(x).__module__ == "numpy":
+        x = torch.as_tensor(x)  # (a streamed split's rows stay lazy: sliced chunk by chunk below)
     if x.ndim == 0 or x.shape[0] == 0:
         raise ContrastkitError(f"x: expected a non-empty batch of samples, got shape {tuple(x.shape)}")
     if device is None:

@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 
 from ..data.base import DataInfo, DataSplits
+from ..data.stream import EVAL_ROWS, StreamingDataset
 from ..views import create_preprocess
 from .embed import embed
 from .protocol import EVALUATIONS, evaluation_table
@@ -50,6 +51,8 @@ def evaluate_trained(encoder: nn.Module, make_random_encoder: Callable[[], nn.Mo
     """Rows for the report (the schema of the protocol used) and extra = {"timings", "test_emb"}."""
     info = splits.info
     preprocess = create_preprocess(info)
+    if isinstance(splits.train, StreamingDataset):  # data larger than memory: evaluate on a seeded sample
+        splits = DataSplits(splits.train.sample(EVAL_ROWS), splits.test.sample(EVAL_ROWS, seed=1))
     if is_anomaly_data(info):
         from .anomaly_protocol import anomaly_protocol
 

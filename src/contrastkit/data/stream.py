@@ -1,0 +1,141 @@
+"""Images larger than memory: a `.npy` read row by row through a memory map, never whole.
+
+`--stream auto` (the default) streams a `.npy` whose size is above `STREAM_AUTO_BYTES` (a quarter of the
+machine's memory, at least 1 GiB); `--stream true` always, `false` never. A streamed data set:
+
+* keeps the file memory-mapped (`np.load(mmap_mode="r")`): pages come from the page cache, the process's own
+  (anonymous) memory holds one batch at a time;
+* splits off the seeded `test_fraction` by row ids, like the in-memory loader (same rows, same order);
+* computes the normalisation statistics on the first 10,000 training rows, as the in-memory loader does;
+* reads each batch with its rows sorted (sequential reads), in a background thread while the previous step
+  trains (`Dataset.prefetch`);
+* is evaluated on at most `EVAL_ROWS` training and test rows (a seeded sample), so evaluation is bounded too.
+
+Only uint8 image arrays (N, C, H, W) or (N, H, W, C) stream (`.npz` files are compressed archives and cannot
+be memory-mapped: save the images as `.npy`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..errors import ContrastkitError
+from .base import Batch, DataInfo, DataSplits, Dataset
+
+EVAL_ROWS = 50_000
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+STREAM_AUTO_BYTES = max(1 << 30, _memory_bytes() // 4)
+
+
+def wants_stream(path: Path, cfg: dict[str, Any]) -> bool:
+    setting = cfg.get("stream", "auto")
+    if setting in (True, "true"):
+        if path.suffix.lower() != ".npy":
+            raise ContrastkitError(f"--stream true: {path} is not a .npy file; only .npy arrays can be memory-mapped "
+                                   "(save the images with numpy.save)")
+        return True
+    if setting in (False, "false"):
+        return False
+    if setting not in (None, "auto"):
+        raise ContrastkitError(f"--stream {setting!r}: use auto, true or false")
+    return path.suffix.lower() == ".npy" and path.stat().st_size > STREAM_AUTO_BYTES
+
+
+class Rows:
+    """Rows `ids` of a memory-mapped (N, C, H, W) uint8 array, read on demand as tensors. Supports what the
+    library does with `Dataset.x`: len, shape, ndim, slicing and indexing by a tensor of positions."""
+
+    def __init__(self, array: np.ndarray, ids: np.ndarray, channels_last_file: bool):
+        self.array, self.ids, self.nhwc = array, np.asarray(ids, dtype=np.int64), channels_last_file
+        c, h, w = (array.shape[3], array.shape[1], array.shape[2]) if channels_last_file else array.shape[1:]
+        self.shape = torch.Size((len(self.ids), c, h, w))
+        self.ndim, self.dtype = 4, torch.uint8
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read(self, positions: np.ndarray) -> torch.Tensor:
+        rows = self.ids[positions]
+        order = np.argsort(rows, kind="stable")  # sorted reads: the disk (or page cache) sees sequential access
+        block = np.empty((len(rows),) + tuple(self.array.shape[1:]), dtype=np.uint8)
+        block[order] = self.array[rows[order]]
+        if self.nhwc:
+            block = block.transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(block))
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, slice):
+            return self.read(np.arange(len(self.ids))[key])
+        if isinstance(key, torch.Tensor):
+            key = key.detach().cpu().numpy()
+        if np.isscalar(key):
+            return self.read(np.asarray([key]))[0]
+        return self.read(np.asarray(key, dtype=np.int64))
+
+    def subset(self, positions: np.ndarray) -> "Rows":
+        return Rows(self.array, self.ids[positions], self.nhwc)
+
+    def to(self, device) -> "Rows":  # rows are read on the CPU; batches are moved by StreamingDataset
+        return self
+
+
+class StreamingDataset(Dataset):
+    """A split whose samples stay on disk; `batch(index)` reads them (on the CPU) and moves them to `device`."""
+
+    prefetch = True  # the engine prepares the next batch in a background thread
+
+    def __init__(self, x: Rows, y: Optional[torch.Tensor], info: DataInfo, device: torch.device | str = "cpu"):
+        super().__init__(x, y, info)
+        self.device = torch.device(device)
+
+    def to(self, device) -> "StreamingDataset":
+        return StreamingDataset(self.x, None if self.y is None else self.y.to(device), self.info, device)
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        x = self.x[index].to(self.device, non_blocking=True)
+        return Batch(x, index, None if self.y is None else self.y[index])
+
+    def sample(self, n: int, seed: int = 0) -> "StreamingDataset":
+        """At most n rows (a seeded sample, in file order), for evaluation."""
+        if len(self) <= n:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        y = None if self.y is None else self.y[torch.as_tensor(keep)]
+        return StreamingDataset(self.x.subset(keep), y, self.info, self.device)
+
+
+def load_streamed_images(path: Path, cfg: dict[str, Any]) -> DataSplits:
+    from .images import _channel_stats
+
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:
+        raise ContrastkitError(f"cannot memory-map {path}: {e}; is it a .npy array saved without pickle?") from None
+    nhwc = array.ndim == 4 and array.shape[-1] in (1, 3) and array.shape[1] not in (1, 3)
+    if array.dtype != np.uint8 or array.ndim != 4 or (array.shape[3] if nhwc else array.shape[1]) not in (1, 3):
+        raise ContrastkitError(f"{path}: streaming reads uint8 images shaped (N, C, H, W) or (N, H, W, C) with C in "
+                               f"(1, 3); got {array.dtype} {array.shape}. Convert it, or use --stream false")
+    n = len(array)
+    n_test = max(1, int(round(n * float(cfg.get("test_fraction", 0.2)))))
+    if n < 2 or n_test >= n:
+        raise ContrastkitError(f"{path}: {n} images with test_fraction={cfg.get('test_fraction', 0.2)} leaves no "
+                               "training images")
+    order = np.random.default_rng(int(cfg.get("seed", 0))).permutation(n)  # the in-memory loader's split
+    train_rows, test_rows = Rows(array, order[n_test:], nhwc), Rows(array, order[:n_test], nhwc)
+    mean, std = _channel_stats(train_rows[: min(10_000, len(train_rows))])
+    info = DataInfo(name=path.stem, kind="image", shape=tuple(train_rows.shape[1:]), mean=mean, std=std,
+                    extra={"streamed": True})
+    return DataSplits(StreamingDataset(train_rows, None, info), StreamingDataset(test_rows, None, info))
