@@ -81,3 +81,18 @@ def test_a_rank_killed_mid_epoch_resumes_from_the_last_checkpoint(tmp_path):
     a, b = _weights(full), _weights(crashed)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_two_processes_equal_one_on_a_streamed_file(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "images.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (400, 1, 8, 8), dtype=np.uint8))
+    settings = {**BASE, "method": "simclr", "data": str(path), "stream": True, "epochs": 2}
+    proc = torchrun({**settings, "out": str(tmp_path / "two")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = pretrain(**{**settings, "out": str(tmp_path / "one")}, progress=False)
+    assert one.steps == 2 * (320 // 64)
+    a, b = _weights(tmp_path / "two"), _weights(tmp_path / "one")
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=2e-4, rtol=1e-3), key
