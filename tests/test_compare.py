@@ -84,6 +84,20 @@ def test_cli_compare_tables_plot_and_errors(tmp_path, monkeypatch):
     assert isinstance(res.exception, ContrastkitError) and "no config.yaml" in str(res.exception)
 
 
+def test_anomaly_runs_compare_the_trained_encoders_auroc(tmp_path):
+    def rows(auroc):
+        return [{"model": "clan", "scorer": "centroid", "auroc": auroc, "aupr": 0.5, "seconds": 1.0},
+                {"model": "clan", "scorer": "knn-5", "auroc": 0.7, "aupr": 0.4, "seconds": 1.0},
+                {"model": "isolation forest", "scorer": "iforest", "auroc": 0.99, "aupr": 0.9, "seconds": 1.0}]
+
+    a = _run(tmp_path, "a", {"method": "clan"}, rows(0.9), [1.0])
+    b = _run(tmp_path, "b", {"method": "clan", "lr": 0.01}, rows(0.8), [1.0])
+    _, _, metrics = compare_runs([a, b])
+    by = {r["metric"]: r for r in metrics}
+    assert by["auroc (centroid)"] == {"metric": "auroc (centroid)", "a": 0.9, "b": 0.8}
+    assert by["aupr (knn-5)"]["a"] == 0.4 and not any("iforest" in m for m in by)  # baselines are not the encoder
+
+
 def test_same_folder_names_are_told_apart(tmp_path):
     a = _run(tmp_path / "x", "run", {}, [], [1.0])
     b = _run(tmp_path / "y", "run", {"lr": 0.2}, [], [2.0])

@@ -61,7 +61,27 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     except json.JSONDecodeError:
         return []
     rows = data.get("rows", []) if isinstance(data, dict) else data
-    return [r for r in rows if isinstance(r, dict) and "metric" in r]
+    return [r for r in rows if isinstance(r, dict) and ("metric" in r or "model" in r)]
+
+
+ANOMALY_METRICS = ("auroc", "aupr", "balanced_auroc")
+
+
+def _encoder_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """metric → the trained encoder's value. Two schemas: {"metric", "encoder", <baselines>} rows, and the anomaly
+    protocol's {"model", "scorer", "auroc", "aupr", ...} rows, whose first model is the trained encoder."""
+    out: dict[str, float] = {}
+    trained = next((r["model"] for r in rows if "model" in r), None)
+    for row in rows:
+        if "metric" in row:
+            value = _encoder_value(row)
+            if value is not None:
+                out.setdefault(str(row["metric"]), value)
+        elif row.get("model") == trained:
+            for key in ANOMALY_METRICS:
+                if isinstance(row.get(key), (int, float)):
+                    out.setdefault(f"{key} ({row.get('scorer', '')})", float(row[key]))
+    return out
 
 
 def _curve(path: Path) -> list[tuple[int, float]]:
@@ -87,10 +107,8 @@ def load_run(path: Path | str) -> RunSummary:
     record = cfg.pop(RECORD_KEY, None) or {}
     metrics: dict[str, float] = {}
     for source in ("eval.json", "evaluate.json"):  # the pretraining table first; later evaluations add metrics
-        for row in _rows(path / source):
-            value = _encoder_value(row)
-            if value is not None and str(row["metric"]) not in metrics:
-                metrics[str(row["metric"])] = value
+        for metric, value in _encoder_metrics(_rows(path / source)).items():
+            metrics.setdefault(metric, value)
     curve = _curve(path / "metrics.csv")
     if curve:
         metrics.setdefault("final loss", curve[-1][1])
