@@ -77,3 +77,17 @@ def test_missing_tensorboard_is_refused_before_anything_is_written(monkeypatch, 
     with pytest.raises(ContrastkitError, match="pip install tensorboard"):
         pretrain(data="digits", out=str(tmp_path / "r"), tensorboard=True, progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_real_tensorboard_event_files_when_installed(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path / "tb")
+    logger.on_start(0, 3)
+    for step, loss in ((1, 3.0), (2, 2.0), (3, 1.5)):
+        logger.on_step(_info(step, {"step": step, "loss": loss, "lr": 0.1}))
+    logger.on_end()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 3.0), (2, 2.0), (3, 1.5)]
