@@ -1,7 +1,13 @@
 # Import contrastkit before any test imports torch, so its OpenMP wait policy applies to the test run too.
 import contrastkit  # noqa: F401
 
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
+
+# decoded image folders are cached; the tests' caches go to a temporary folder, not ~/.cache
+os.environ.setdefault("CONTRASTKIT_CACHE", tempfile.mkdtemp(prefix="contrastkit-test-cache-"))
 import torch  # noqa: E402
 
 

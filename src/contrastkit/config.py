@@ -45,7 +45,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "encoder_kwargs": {},
     "import_modules": [],  # plug-ins imported before the registries are read (--import MODULE, plugins.py)
     # data options (tables and folders use them; images ignore the ones that do not apply)
-    "image_size": None,
+    "image_size": None,  # images: working resolution (default: the images' own, 96 for photos above 128 px)
+    "cache_dir": None,  # decoded image folders are cached here (default ~/.cache/contrastkit, or $CONTRASTKIT_CACHE)
     "test_fraction": 0.2,
     "test_data": None,
     "label_column": None,

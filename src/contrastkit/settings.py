@@ -27,7 +27,7 @@ TYPES: dict[str, str] = {
     "series_id_column": "str", "time_column": "str", "forecast_horizon": "int", "pair_keys": "str",
     "text_model": "path", "text_tokens": "str",
     "weight_decay": "float", "lr": "float", "momentum": "float", "warmup_epochs": "float", "knn_t": "float",
-    "temperature": "float", "test_fraction": "float", "stream": "scalar",
+    "temperature": "float", "test_fraction": "float", "stream": "scalar", "cache_dir": "path",
     "import_modules": "list",
 }
 
@@ -38,7 +38,8 @@ HELP: dict[str, tuple[str, str]] = {
     "method": ("method", "method name (contrastkit methods)"),
     "data": ("data", "built-in data set name, or a path: image folder, .npy/.npz, .csv/.parquet"),
     "data_dir": ("data", "folder holding a built-in data set's files"),
-    "image_size": ("data", "images: working resolution (default: the data's own size)"),
+    "image_size": ("data", "images: working resolution (default: their own size; 96 for photos above 128 px)"),
+    "cache_dir": ("data", "where decoded image folders are cached (default ~/.cache/contrastkit)"),
     "test_fraction": ("data", "share of the data held out for evaluation when there is no test split"),
     "test_data": ("data", "a separate test set (same kind as --data)"),
     "stream": ("data", ".npy images from disk row by row: auto (files above 1/4 of memory), true or false"),
