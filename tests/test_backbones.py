@@ -185,3 +185,26 @@ def test_import_plugin_is_honoured_by_every_subcommand(tmp_path, monkeypatch):
         assert "the run imports ck_plugin_mod" in str(res.exception) and "PYTHONPATH" in str(res.exception)
     finally:
         forget_plugin()
+
+
+def test_entry_point_plugins_are_imported_once(monkeypatch):
+    import importlib.metadata as md
+
+    from contrastkit import plugins
+
+    class FakeEP:
+        name, value = "fakeplug", "fake_plugin_mod"
+
+        def load(self):
+            register_encoder("_ep_net")(lambda info, **kw: nn.Linear(int(info.shape[0]), 3))
+
+    calls = []
+    monkeypatch.setattr(md, "entry_points", lambda group=None: calls.append(group) or [FakeEP()])
+    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    try:
+        plugins.import_plugins(None)
+        plugins.import_plugins(None)  # once only
+        assert calls == ["contrastkit.plugins"]
+        assert create_encoder("_ep_net", DataInfo("t", "table", (4,))).out_dim == 3  # inferred, too
+    finally:
+        ENCODERS._entries.pop("_ep_net", None)

@@ -4,6 +4,10 @@ A module that registers a backbone (`@register_encoder("mynet")`) or a method (`
 imported by name, so `--encoder mynet` works in `pretrain`; the run's config.yaml records `import_modules`, so
 `evaluate`, `embed`, `report` and `export` of that run import it again by themselves (each also takes
 `--import`). The current folder is searched too, as `python -m` would.
+
+An installed package can instead declare an entry point in the group `contrastkit.plugins`
+(pyproject: `[project.entry-points."contrastkit.plugins"] mynets = "mynets"`): every such module is imported
+once, before the first registry read of any subcommand, with nothing to pass on the command line.
 """
 
 from __future__ import annotations
@@ -27,9 +31,33 @@ def module_names(value: Any) -> list[str]:
     return out
 
 
+ENTRY_POINT_GROUP = "contrastkit.plugins"
+_entry_points_loaded = False
+
+
+def load_entry_points() -> list[str]:
+    """Import the modules installed packages declare in the `contrastkit.plugins` entry-point group (once)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return []
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plug-in names itself instead of a traceback from deep inside
+            raise ContrastkitError(f"plug-in {ep.name!r} ({ep.value}, entry point group {ENTRY_POINT_GROUP}) failed "
+                                   f"to import: {type(e).__name__}: {e}") from None
+        loaded.append(ep.name)
+    return loaded
+
+
 def import_plugins(value: Any, recorded_in: Path | None = None) -> list[str]:
     """Import each named module (once); one clear error naming a module that cannot be imported (and, for the
-    modules a run recorded, the config.yaml that names them)."""
+    modules a run recorded, the config.yaml that names them). Entry-point plug-ins are imported first."""
+    load_entry_points()
     names = module_names(value)
     if names and "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # `--import mymod` finds ./mymod.py, as `python -m` does
