@@ -79,6 +79,18 @@ def test_torchscript_loads_with_plain_torch_and_matches_load_encoder(tmp_path, i
         assert meta["input"]["dtype"] == "uint8" and meta["input"]["mean"] == list(info.mean)
 
 
+@pytest.mark.parametrize("info, encoder, kwargs", [(IMAGE, "convnet", {"width": 8}), (SERIES, "resnet1d", {"width": 8})])
+def test_pt2_loads_with_torch_export_and_matches_load_encoder(tmp_path, info, encoder, kwargs):
+    run = _run(tmp_path, info, encoder, **kwargs)
+    out = export_run(run, "pt2")
+    assert out == run / "model.pt2" and Path(str(out) + ".json").exists()
+    model = torch.export.load(str(out)).module()
+    for n in (1, 5):  # the batch dimension is dynamic
+        x = _raw(info, n)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), _reference(run, x), rtol=1e-5, atol=1e-5)
+
+
 def test_exported_image_model_bundles_the_normalisation(tmp_path):
     """Raw uint8 in: the model is not the bare encoder (which would need normalised floats)."""
     run = _run(tmp_path, IMAGE, "convnet", width=8)
@@ -142,7 +154,7 @@ def test_cli_export_and_bad_input(tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "cli.pt").exists() and "cli.pt.json" in res.output
     res = runner.invoke(app, ["export", str(run), "--format", "tflite"])
-    assert isinstance(res.exception, ContrastkitError) and "torchscript, onnx, safetensors" in str(res.exception)
+    assert isinstance(res.exception, ContrastkitError) and "torchscript, pt2, onnx, safetensors" in str(res.exception)
     res = runner.invoke(app, ["export", str(tmp_path / "nope")])
     assert isinstance(res.exception, ContrastkitError) and "encoder.pt" in str(res.exception)
     with pytest.raises(ContrastkitError, match="sidecar"):

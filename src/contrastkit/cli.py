@@ -207,9 +207,9 @@ def report(run: Path = typer.Argument(..., help="run folder"),
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="run folder"),
-    fmt: str = typer.Option("torchscript", "--format", help="torchscript, onnx (needs onnx) or safetensors "
-                                                            "(needs safetensors): pip install 'contrastkit[export]'"),
-    out: Optional[Path] = typer.Option(None, help="file to write (default RUN/model.pt, .onnx or .safetensors)"),
+    fmt: str = typer.Option("torchscript", "--format", help="torchscript, pt2 (torch.export), onnx (needs onnx) or "
+                            "safetensors (needs safetensors): pip install 'contrastkit[export]'"),
+    out: Optional[Path] = typer.Option(None, help="file to write (default RUN/model.pt, .pt2, .onnx or .safetensors)"),
     imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Export a run's encoder with its preprocessing bundled: the model takes raw input (images: uint8 as

@@ -1,4 +1,4 @@
-"""`contrastkit export RUN --format torchscript|onnx|safetensors`: a run's encoder as a file that plain PyTorch
+"""`contrastkit export RUN --format torchscript|pt2|onnx|safetensors`: a run's encoder as a file that plain PyTorch
 (or any ONNX runtime) loads without contrastkit, with the evaluation preprocessing bundled in front of it.
 
 What the exported model takes (the same input `contrastkit embed` reads, before any preprocessing):
@@ -16,7 +16,12 @@ The output is the representation `h` (N, D), float32, the one `contrastkit embed
 
 Beside every exported file a JSON sidecar (its name + `.json`: model.pt → model.pt.json) records the input
 description, the DataInfo, the run's config and the versions. TorchScript also
-stores it inside the file (`_extra_files={"contrastkit.json": ...}`).
+stores it inside the file (`_extra_files={"contrastkit.json": ...}`), and so does pt2.
+
+Formats: `torchscript` (torch.jit.trace; `torch.jit.load`), `pt2` (torch.export with a dynamic batch
+dimension, PyTorch's successor to TorchScript; `torch.export.load(path).module()`), `onnx` (needs the onnx
+package; checked with onnxruntime when that is installed), `safetensors` (weights + the sidecar; needs the
+safetensors package).
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from torch import nn
 
 from .errors import ContrastkitError
 
-FORMATS = ("torchscript", "onnx", "safetensors")
-SUFFIX = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+FORMATS = ("torchscript", "pt2", "onnx", "safetensors")
+SUFFIX = {"torchscript": ".pt", "pt2": ".pt2", "onnx": ".onnx", "safetensors": ".safetensors"}
 
 
 class ExportedEncoder(nn.Module):
@@ -127,6 +132,8 @@ def export_run(run: Path, fmt: str, out: Path | None = None) -> Path:
     meta = sidecar(info, cfg, fmt, int(expected.shape[1]))
     if fmt == "torchscript":
         _torchscript(model, example, expected, out, meta)
+    elif fmt == "pt2":
+        _pt2(model, example, expected, out, meta)
     elif fmt == "onnx":
         _onnx(model, example, expected, out)
     else:
@@ -148,6 +155,20 @@ def _torchscript(model: nn.Module, example: torch.Tensor, expected: torch.Tensor
         raise ContrastkitError(f"export: the traced encoder {meta['encoder']!r} does not reproduce the eager one "
                                "(data-dependent control flow?); try --format safetensors instead")
     torch.jit.save(traced, str(out), _extra_files={"contrastkit.json": json.dumps(meta)})
+
+
+def _pt2(model: nn.Module, example: torch.Tensor, expected: torch.Tensor, out: Path, meta: dict[str, Any]) -> None:
+    try:
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    except Exception as e:  # data-dependent control flow torch.export cannot capture
+        raise ContrastkitError(f"export: torch.export failed for encoder {meta['encoder']!r} ({type(e).__name__}: "
+                               f"{str(e)[:300]}); try --format torchscript or safetensors") from None
+    with torch.no_grad():
+        got = program.module()(example)
+    if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
+        raise ContrastkitError(f"export: the exported program of {meta['encoder']!r} does not reproduce the eager "
+                               "encoder; try --format torchscript or safetensors")
+    torch.export.save(program, str(out), extra_files={"contrastkit.json": json.dumps(meta)})
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, expected: torch.Tensor, out: Path) -> None:
