@@ -46,6 +46,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "import_modules": [],  # plug-ins imported before the registries are read (--import MODULE, plugins.py)
     # data options (tables and folders use them; images ignore the ones that do not apply)
     "image_size": None,  # images: working resolution (default: the images' own, 96 for photos above 128 px)
+    "decode_workers": 0,  # threads decoding an image folder (0: one per core, at most 8)
     "cache_dir": None,  # decoded image folders are cached here (default ~/.cache/contrastkit, or $CONTRASTKIT_CACHE)
     "test_fraction": 0.2,
     "test_data": None,

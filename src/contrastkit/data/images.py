@@ -217,7 +217,8 @@ def _read_one(path: Path, size: tuple[int, int] | None):
         return None, str(e) or type(e).__name__
 
 
-def _read_images(paths: list[Path], size: tuple[int, int] | None, skipped: list[tuple[Path, str]]):
+def _read_images(paths: list[Path], size: tuple[int, int] | None, skipped: list[tuple[Path, str]],
+                 workers: int | None = None):
     """Decoded, resized images (None for unreadable files, appended to `skipped`) and the size used.
 
     The first readable image fixes the size when none is given (PHOTO_SIZE square for photos larger than
@@ -236,8 +237,8 @@ def _read_images(paths: list[Path], size: tuple[int, int] | None, skipped: list[
             import logging
 
             logging.getLogger("contrastkit").warning(
-                f"note: images of {a.shape[1]}x{a.shape[0]} px and more: working at {PHOTO_SIZE}x{PHOTO_SIZE} "
-                f"(shorter side resized, centred crop); set --image-size for another resolution")
+                f"note: the images are large (the first is {a.shape[1]}x{a.shape[0]} px): working at "
+                f"{PHOTO_SIZE}x{PHOTO_SIZE} (shorter side resized, centred crop); --image-size sets another")
         else:
             size = (a.shape[1], a.shape[0])
         out[start] = _resize(a, size)
@@ -246,7 +247,7 @@ def _read_images(paths: list[Path], size: tuple[int, int] | None, skipped: list[
     if rest:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(int(workers or min(8, os.cpu_count() or 1))) as pool:
             results = pool.map(lambda p: _read_one(p, size), rest)
             if len(rest) > 500:
                 from rich.progress import track
@@ -287,7 +288,7 @@ def _decode_folder(root: Path, files: list[Path], size, cfg: dict[str, Any]):
             imgs = [stacked[next(readable)] if ok else None for ok in meta["readable"]]
             return imgs, [(root / rel, why) for rel, why in meta["skipped"]]
     skipped: list[tuple[Path, str]] = []
-    imgs, size = _read_images(files, size, skipped)
+    imgs, size = _read_images(files, size, skipped, cfg.get("decode_workers"))
     if key is not None and any(a is not None for a in imgs):
         _write_cache(_cache_dir(cfg) / "images" / key, root, imgs, skipped)
     return imgs, skipped
