@@ -81,6 +81,7 @@ def test_report_renders_in_chromium(tmp_path):
     assert "http://" not in text and "https://" not in text and "<link" not in text
     assert "synthetic &lt;run&gt;" in text  # title escaped
     sections = ("Evaluation", "Training", "Monitors", "Embedding map", "Similarities", "Learned temperatures")
+    assert 'id="verdicts"' in text and "beats raw input" in text
     for section in sections:
         assert f"<h2>{section}</h2>" in text
     assert "last-epoch" in text
@@ -98,8 +99,9 @@ def test_report_renders_in_chromium(tmp_path):
     assert table is not None, "evaluation table missing from the rendered page"
     cells = [html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", table.group(1))]
     assert cells[:4] == ["metric", "encoder", "random init", "raw input"]
-    assert cells[4:8] == ["kNN k=200", "0.8500", "0.7000", "0.8000"]
-    assert cells[8:12] == ["linear probe", "0.9000", "—", "0.8300"]
+    # scores in [0, 1] as percentages, as the terminal prints them (cli._cell)
+    assert cells[4:8] == ["kNN k=200", "85.00%", "70.00%", "80.00%"]
+    assert cells[8:12] == ["linear probe", "90.00%", "—", "83.00%"]
 
 
 def test_report_skips_missing_sections(tmp_path):
@@ -128,3 +130,99 @@ def test_embedding_map_subsamples_with_fixed_seed():
     c2, i2, _ = embedding_map_2d(x, max_points=120)
     assert c1.shape == (120, 2) and len(set(i1.tolist())) == 120 and name in ("t-SNE", "UMAP")
     assert np.array_equal(i1, i2) and np.allclose(c1, c2)
+
+
+# ------------------------------------------------------------------------------------ issue 16: the report
+from contrastkit.cli import _cell  # noqa: E402
+from contrastkit.evaluate.report import fmt_score, run_report_inputs, verdicts  # noqa: E402
+
+RUN_RECORD = {"contrastkit": "0.1.0", "torch": "2.13.0+cpu", "python": "3.11.7", "device": "cpu",
+              "processes": 1, "precision": "bfloat16", "planned_epochs": 2, "planned_minutes": None,
+              "views": {"view1": {"image_size": 8, "flip_p": 0.5}, "view2": {"image_size": 8, "flip_p": 0.5}},
+              "steps": 10, "skipped_steps": 0, "train_seconds": 1.6, "epochs_done": 2.0}
+CONFIG = {"method": "simclr", "data": "digits", "encoder": "convnet", "epochs": 2, "batch_size": 256, "lr": 0.3,
+          "seed": 0, "knn_t": 0.1, "encoder_kwargs": {}, "run_record": RUN_RECORD}
+
+
+def test_numbers_are_shown_as_the_terminal_shows_them():
+    for col, v in [("encoder", 0.8830083608627319), ("auroc", 1.0), ("auroc", 0.0), ("seconds", 4.848),
+                   ("encoder", 3.5), ("encoder", -0.2), ("metric", "kNN k=20"), ("x", 7)]:
+        assert fmt_score(v, col) == _cell(col, v), (col, v)
+    assert fmt_score(None) == "—" and fmt_score(float("nan")) == "—"
+
+
+def test_verdict_names_the_baseline_the_encoder_loses_to():
+    rows = [{"metric": "kNN k=20 t=0.1", "encoder": 0.8468, "random init": 0.8607, "raw input": 0.9889},
+            {"metric": "linear probe", "encoder": 0.883, "random init": 0.8412, "raw input": 0.9582},
+            {"metric": "forecast MSE (H=24), ridge", "encoder": 0.2, "raw input": 0.5}]  # lower is better
+    v = verdicts(rows)
+    assert [x["metric"] for x in v] == ["kNN k=20 t=0.1", "linear probe"]
+    assert v[0]["text"] == ("kNN k=20 t=0.1: encoder 84.68% — loses to random init (86.07%, -1.39 pts); "
+                            "loses to raw input (98.89%, -14.21 pts)")
+    assert [h for _, _, h in v[1]["against"]] == ["beats", "loses"]
+    anomaly = [{"model": "clan", "scorer": "centroid", "auroc": 0.9985, "aupr": 0.97, "seconds": 0.4},
+               {"model": "random init", "scorer": "centroid", "auroc": 0.9933, "aupr": 0.98, "seconds": 0.4},
+               {"model": "random init", "scorer": "knn-5", "auroc": 0.9998, "aupr": 0.99, "seconds": 4.6},
+               {"model": "isolation forest", "scorer": "iforest", "auroc": 0.9968, "aupr": 0.99, "seconds": 0.3},
+               {"model": "raw features", "scorer": "knn-5", "auroc": 0.9992, "aupr": 0.98, "seconds": 4.4}]
+    (a,) = verdicts(anomaly)
+    assert a["metric"] == "AUROC, clan (centroid)"
+    assert [(n, h) for n, _, h in a["against"]] == [("random init", "beats"), ("IsolationForest", "beats"),
+                                                      ("raw kNN (knn-5)", "loses")]
+
+
+def test_header_settings_escaped_and_old_runs_render(tmp_path):
+    cfg = dict(CONFIG, data="<script>alert(1)</script>", encoder_kwargs={"width": "<i>w"})
+    text = write_report(tmp_path / "new", config=cfg, eval_rows=EVAL_ROWS).read_text(encoding="utf-8")
+    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<i>w" not in text
+    for fact in ("simclr", "convnet", "10 · 2 of 2 planned", "1.6 s", "cpu · bfloat16 · 1",
+                 "contrastkit 0.1.0 · torch 2.13.0+cpu"):
+        assert html.escape(fact) in text, fact
+    assert '<details id="settings">' in text and '<details id="views-built">' in text
+    assert text.index('id="run-facts"') < text.index("<h2>Evaluation</h2>") < text.index('id="verdicts"') \
+        < text.index('id="evaluation-table"')
+    old = {k: v for k, v in CONFIG.items() if k != "run_record"}  # a run saved before run_record
+    text = write_report(tmp_path / "old", config=old).read_text(encoding="utf-8")
+    assert "not recorded" in text and '<details id="settings">' in text and "views-built" not in text
+
+
+def test_sections_from_a_digits_run_folder(tmp_path):
+    """run_report_inputs on a run folder (config.yaml only; raw pixels stand in for the embeddings): class
+    table, neighbour grid and views preview; write_report draws them with the class names."""
+    import yaml
+
+    from contrastkit.data import load_data
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    splits = load_data("digits", CONFIG)
+    tr = splits.train.x.float().flatten(1)
+    te = splits.test.x.float().flatten(1)
+    more = run_report_inputs(tmp_path, te, splits.test.y, train_emb=tr)
+    assert more["notes"] == [] and more["config"]["method"] == "simclr"
+    pc = more["per_class"]
+    assert pc["k"] == 20 and len(pc["y_pred"]) == len(te) and (pc["y_pred"] == pc["y_true"]).mean() > 0.9
+    nn = more["neighbours"]
+    assert np.asarray(nn["sims"]).shape == (6, 5) and len(set(nn["query_y"].tolist())) == 6
+    v = more["views"]
+    assert v["original"].shape == v["view1"].shape == v["view2"].shape == (8, 1, 8, 8)
+    names = [f"digit <{i}>" for i in range(10)]
+    more["class_names"] = names
+    text = write_report(tmp_path, eval_rows=EVAL_ROWS, test_emb=te, test_y=splits.test.y.numpy(), **more
+                        ).read_text(encoding="utf-8")
+    for section in ("Classes and embedding map", "Nearest neighbours", "Views"):
+        assert f"<h2>{section}</h2>" in text
+    assert 'id="per-class-table"' in text and "digit &lt;3&gt;" in text and "digit <3>" not in text
+    # a run folder whose data cannot be reloaded: the report still renders, with a note
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(dict(CONFIG, data=str(tmp_path / "gone.npy"))))
+    more = run_report_inputs(tmp_path, te, splits.test.y)
+    assert "per_class" not in more and more["notes"] and "could not be reloaded" in more["notes"][0]
+
+
+def test_roc_section_from_scores(tmp_path):
+    g = np.random.default_rng(0)
+    y = (g.uniform(size=600) < 0.1).astype(int)
+    roc = {"is_anomaly": y, "scores": {"clan (centroid)": y + g.normal(0, 0.7, 600),
+                                       "IsolationForest": y + g.normal(0, 1.0, 600),
+                                       "raw kNN (knn-5)": g.normal(size=600)}, "note": "synthetic <scores>"}
+    text = write_report(tmp_path, roc=roc).read_text(encoding="utf-8")
+    assert "<h2>ROC curves</h2>" in text and text.count("<img") == 1 and "synthetic &lt;scores&gt;" in text

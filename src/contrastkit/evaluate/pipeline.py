@@ -70,17 +70,23 @@ def evaluate_trained(encoder: nn.Module, make_random_encoder: Callable[[], nn.Mo
     if splits.train.y is None or splits.test.y is None:  # unlabelled: nothing to score, still a report
         return [], {"timings": {}, "test_emb": embed(encoder, splits.test.x, preprocess, device=device)}
     rows, extra = evaluation_table(encoder, make_random_encoder, splits, device, knn_t=float(cfg.get("knn_t", 0.1)))
-    return rows, {"timings": extra["timings"], "test_emb": extra["features"]["encoder"][1]}
+    return rows, {"timings": extra["timings"], "test_emb": extra["features"]["encoder"][1],
+                  "train_emb": extra["features"]["encoder"][0]}  # the report's per-class table and neighbours
 
 
-def write_run_report(run_dir: Path, rows, test_emb, test_y, temperatures=None) -> Path:
-    from .report import write_report
+def write_run_report(run_dir: Path, rows, test_emb, test_y, temperatures=None, *, splits=None, train_emb=None,
+                     encoder=None) -> Path:
+    """report.html; `splits`/`train_emb`/`encoder` when at hand (else reloaded from the run folder) feed the
+    per-class, nearest-neighbour, views and ROC sections (report.run_report_inputs)."""
+    from .report import run_report_inputs, write_report
     from .similarity import positive_negative_similarities
 
+    run_dir = Path(run_dir)
     pos, neg = positive_negative_similarities(test_emb, test_y)
+    more = run_report_inputs(run_dir, test_emb, test_y, splits=splits, train_emb=train_emb, encoder=encoder)
     return write_report(run_dir, metrics_csv=run_dir / "metrics.csv", eval_rows=rows, test_emb=test_emb,
                         test_y=None if test_y is None else test_y.cpu().numpy(), pos_sims=pos, neg_sims=neg,
-                        temperatures=temperatures, title=f"contrastkit run {run_dir.name}")
+                        temperatures=temperatures, title=f"contrastkit run {run_dir.name}", **more)
 
 
 def save_results(run_dir: Path, rows: list[dict], extra: dict, test_y, temperatures=None) -> Path:
@@ -94,7 +100,8 @@ def save_results(run_dir: Path, rows: list[dict], extra: dict, test_y, temperatu
                                                         indent=2))
     if temperatures is not None:
         np.save(run_dir / "temperatures.npy", temperatures)
-    return write_run_report(run_dir, rows, extra["test_emb"], test_y, temperatures)
+    return write_run_report(run_dir, rows, extra["test_emb"], test_y, temperatures,
+                            train_emb=extra.get("train_emb"))
 
 
 __all__ = ["evaluate_trained", "is_anomaly_data", "save_results", "write_run_report"]

@@ -146,7 +146,8 @@ def regenerate_report(run: Path) -> Path:
     rows = json.loads((run / "eval.json").read_text())["rows"] if (run / "eval.json").exists() else []
     te = embed(encoder, splits.test.x, preprocess)
     temps = run / "temperatures.npy"
-    return write_run_report(run, rows, te, splits.test.y, np.load(temps) if temps.exists() else None)
+    return write_run_report(run, rows, te, splits.test.y, np.load(temps) if temps.exists() else None,
+                            splits=splits, encoder=encoder)
 
 
 __all__ = ["evaluate_run", "embed_to_file", "regenerate_report", "PROTOCOLS"]
