@@ -40,6 +40,7 @@ HELP: dict[str, tuple[str, str]] = {
     "data_dir": ("data", "folder holding a built-in data set's files"),
     "image_size": ("data", "images: working resolution (default: their own size; 96 for photos above 128 px)"),
     "cache_dir": ("data", "where decoded image folders are cached (default ~/.cache/contrastkit)"),
+    "decode_workers": ("data", "threads decoding an image folder (0: one per core, at most 8)"),
     "test_fraction": ("data", "share of the data held out for evaluation when there is no test split"),
     "test_data": ("data", "a separate test set (same kind as --data)"),
     "stream": ("data", ".npy images from disk row by row: auto (files above 1/4 of memory), true or false"),

@@ -44,7 +44,18 @@ def _registered(kind: str) -> bool:
     return kind in EVALUATIONS
 
 
-def evaluate_trained(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], splits: DataSplits,
+def evaluate_trained(*args, **kwargs) -> tuple[list[dict], dict]:
+    """`_evaluate` with a spinner and the elapsed time on a terminal (evaluation takes a minute on big sets)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return _evaluate(*args, **kwargs)
+    with console.status("evaluating the encoder next to its baselines (same split, same run) ..."):
+        return _evaluate(*args, **kwargs)
+
+
+def _evaluate(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], splits: DataSplits,
                      device, cfg: dict[str, Any], scoring_model: Optional[nn.Module] = None,
                      make_random_scoring: Optional[Callable[[], nn.Module]] = None,
                      centroid: str = "normalized") -> tuple[list[dict], dict]:
