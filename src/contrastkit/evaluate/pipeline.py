@@ -56,9 +56,9 @@ def evaluate_trained(*args, **kwargs) -> tuple[list[dict], dict]:
 
 
 def _evaluate(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], splits: DataSplits,
-                     device, cfg: dict[str, Any], scoring_model: Optional[nn.Module] = None,
-                     make_random_scoring: Optional[Callable[[], nn.Module]] = None,
-                     centroid: str = "normalized") -> tuple[list[dict], dict]:
+              device, cfg: dict[str, Any], scoring_model: Optional[nn.Module] = None,
+              make_random_scoring: Optional[Callable[[], nn.Module]] = None,
+              centroid: str = "normalized") -> tuple[list[dict], dict]:
     """Rows for the report (the schema of the protocol used) and extra = {"timings", "test_emb"}."""
     info = splits.info
     preprocess = create_preprocess(info)
