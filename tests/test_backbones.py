@@ -173,6 +173,9 @@ def test_import_plugin_is_honoured_by_every_subcommand(tmp_path, monkeypatch):
             res = runner.invoke(app, args)
             assert res.exit_code == 0, (args, res.output, res.exception)
         assert torch.jit.load(str(tmp_path / "m.pt"))(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape == (2, 6)
+        forget_plugin()  # --resume reads the run's config.yaml, import_modules included
+        res = runner.invoke(app, ["pretrain", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"])
+        assert res.exit_code == 0, (res.output, res.exception)
         res = runner.invoke(app, ["evaluate", str(run), "--import", "no_such_module_xyz"])
         assert isinstance(res.exception, ContrastkitError) and "--import no_such_module_xyz" in str(res.exception)
         elsewhere = tmp_path / "elsewhere"
