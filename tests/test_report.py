@@ -140,8 +140,8 @@ RUN_RECORD = {"contrastkit": "0.1.0", "torch": "2.13.0+cpu", "python": "3.11.7",
               "processes": 1, "precision": "bfloat16", "planned_epochs": 2, "planned_minutes": None,
               "views": {"view1": {"image_size": 8, "flip_p": 0.5}, "view2": {"image_size": 8, "flip_p": 0.5}},
               "steps": 10, "skipped_steps": 0, "train_seconds": 1.6, "epochs_done": 2.0}
-CONFIG = {"method": "simclr", "data": "digits", "encoder": "convnet", "epochs": 2, "batch_size": 256, "lr": 0.3,
-          "seed": 0, "knn_t": 0.1, "encoder_kwargs": {}, "run_record": RUN_RECORD}
+CONFIG = {"method": "simclr", "data": "digits", "encoder": "convnet", "epochs": 2, "batch_size": 256,
+          "lr": 0.3, "seed": 0, "knn_t": 0.1, "encoder_kwargs": {}, "run_record": RUN_RECORD}
 
 
 def test_numbers_are_shown_as_the_terminal_shows_them():
@@ -163,7 +163,8 @@ def test_verdict_names_the_baseline_the_encoder_loses_to():
     anomaly = [{"model": "clan", "scorer": "centroid", "auroc": 0.9985, "aupr": 0.97, "seconds": 0.4},
                {"model": "random init", "scorer": "centroid", "auroc": 0.9933, "aupr": 0.98, "seconds": 0.4},
                {"model": "random init", "scorer": "knn-5", "auroc": 0.9998, "aupr": 0.99, "seconds": 4.6},
-               {"model": "isolation forest", "scorer": "iforest", "auroc": 0.9968, "aupr": 0.99, "seconds": 0.3},
+               {"model": "isolation forest", "scorer": "iforest", "auroc": 0.9968, "aupr": 0.99,
+                "seconds": 0.3},
                {"model": "raw features", "scorer": "knn-5", "auroc": 0.9992, "aupr": 0.98, "seconds": 4.4}]
     (a,) = verdicts(anomaly)
     assert a["metric"] == "AUROC, clan (centroid)"

@@ -78,7 +78,7 @@ details table td,details table th{font-size:.88em;text-align:left}
 .headline{font-size:1.1em;font-weight:600;margin:.4em 0}
 .row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start} .row>div{flex:1 1 420px;min-width:0}
 .bar{display:inline-block;height:.7em;background:#4c78a8;vertical-align:middle;margin-right:.4em}
-td.low{background:#fdecea}
+td.low{background:#fdecea} #per-class-table td:last-child,#per-class-table th:last-child{text-align:left}
 """
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -925,7 +925,7 @@ def run_report_inputs(run_dir: str | os.PathLike, test_emb: Any, test_y: Any, *,
     """
     run_dir = Path(run_dir)
     config = _read_config(run_dir)
-    out: dict[str, Any] = {"config": config, "notes": []}
+    out: dict[str, Any] = {"config": config if config is not None else cfg, "notes": []}
     settings = {k: v for k, v in (cfg or config or {}).items() if k != "run_record"}
 
     def note(what: str, e: BaseException) -> None:
@@ -935,13 +935,26 @@ def run_report_inputs(run_dir: str | os.PathLike, test_emb: Any, test_y: Any, *,
     if splits is None:
         if not settings.get("data"):
             return out
+        level = _log.level
+        _log.setLevel(logging.ERROR)  # the loader's notes were printed once, when the run loaded its data
         try:
             from ..data import load_data
 
             splits = load_data(str(settings["data"]), settings)
         except Exception as e:
+            _log.setLevel(level)
             note("class, image or ROC sections (the data could not be reloaded)", e)
             return out
+        finally:
+            _log.setLevel(level)
+    try:
+        _run_sections(out, run_dir, splits, settings, test_emb, test_y, train_emb, encoder, note)
+    except Exception as e:  # never fail a finished run for a report section
+        note("class, image or ROC sections", e)
+    return out
+
+
+def _run_sections(out, run_dir, splits, settings, test_emb, test_y, train_emb, encoder, note) -> None:
     info = splits.info
     extra = dict(info.extra or {})
     anomaly = info.kind == "table" and (extra.get("anomaly_label") is not None
@@ -958,7 +971,7 @@ def run_report_inputs(run_dir: str | os.PathLike, test_emb: Any, test_y: Any, *,
             out["roc"] = _roc_inputs(run_dir, splits, settings)
         except Exception as e:
             note("ROC curves", e)
-        return out
+        return
     classes = extra.get("classes")
     ytr = _labels(splits.train.y)
     if classes is not None and yte is not None and np.issubdtype(yte.dtype, np.integer) \
@@ -1008,7 +1021,6 @@ def run_report_inputs(run_dir: str | os.PathLike, test_emb: Any, test_y: Any, *,
             out["views"] = _views_inputs(info, splits, settings)
         except Exception as e:
             note("views preview", e)
-    return out
 
 
 def _views_inputs(info, splits, settings: dict) -> dict:
