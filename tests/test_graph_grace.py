@@ -30,12 +30,13 @@ def dense_sym(ei, w, n):
     return a / torch.sqrt(d[:, None] * d[None, :])
 
 
-def test_gcn_layer_matches_dense_products_forward_and_backward():
+@pytest.mark.parametrize("out_dim", [5, 12])  # narrower and wider than the 7 inputs (two product orders)
+def test_gcn_layer_matches_dense_products_forward_and_backward(out_dim):
     x, edges, _ = graph()
     ei, w, _ = build_graph(edges, 20, np.random.default_rng(1).uniform(0.5, 2, len(edges)))
     a_sparse = normalized_adjacency(ei, w, 20, "sym")
     a_dense = dense_sym(ei, w, 20).float()
-    layer = GCNLayer(7, 5)
+    layer = GCNLayer(7, out_dim)
     with torch.no_grad():
         layer.bias.normal_()
     xt = torch.tensor(x, requires_grad=True)
@@ -43,7 +44,7 @@ def test_gcn_layer_matches_dense_products_forward_and_backward():
     ref_x = xt.detach().clone().requires_grad_(True)
     ref = a_dense @ (ref_x @ layer.linear.weight.T) + layer.bias
     assert torch.allclose(out, ref, atol=1e-5)
-    g = torch.randn(20, 5)
+    g = torch.randn(20, out_dim)
     (out * g).sum().backward()
     grads = [p.grad.clone() for p in layer.parameters()]
     layer.zero_grad()

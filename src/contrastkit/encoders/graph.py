@@ -43,7 +43,11 @@ class GCNLayer(nn.Module):
         nn.init.xavier_uniform_(self.linear.weight)
 
     def forward(self, x: torch.Tensor, a_hat: torch.Tensor) -> torch.Tensor:
-        h = sparse_propagate(a_hat, self.linear(x))
+        # Â (X W) = (Â X) W: propagate on the narrower side (O(E·min(in, out)) for the sparse product)
+        if self.linear.in_features < self.linear.out_features:
+            h = self.linear(sparse_propagate(a_hat, x))
+        else:
+            h = sparse_propagate(a_hat, self.linear(x))
         return h + self.bias if self.bias is not None else h
 
 
