@@ -182,6 +182,10 @@ def test_header_settings_escaped_and_old_runs_render(tmp_path):
     assert '<details id="settings">' in text and '<details id="views-built">' in text
     assert text.index('id="run-facts"') < text.index("<h2>Evaluation</h2>") < text.index('id="verdicts"') \
         < text.index('id="evaluation-table"')
+    # other kinds record their views as module reprs (graph, table): shown, not a crash after training
+    rec = dict(RUN_RECORD, views={"view1": "FeatureMask(rate=0.3)", "view2": "FeatureMask(rate=0.4)"})
+    text = write_report(tmp_path / "graph", config=dict(CONFIG, run_record=rec)).read_text(encoding="utf-8")
+    assert "FeatureMask(rate=0.4)" in text and "No header" not in text
     old = {k: v for k, v in CONFIG.items() if k != "run_record"}  # a run saved before run_record
     text = write_report(tmp_path / "old", config=old).read_text(encoding="utf-8")
     assert "not recorded" in text and '<details id="settings">' in text and "views-built" not in text

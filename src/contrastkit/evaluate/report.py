@@ -468,16 +468,17 @@ def _header_section(config: Optional[dict]) -> str:
            f"<table><thead><tr><th>setting</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
            f"</details>"]
     views = rec.get("views") if isinstance(rec.get("views"), dict) else None
-    if views:
+    if views:  # {view: {setting: value}} (images) or {view: "Module(args)"} (other kinds)
+        views = {n: (v if isinstance(v, dict) else {"module": v}) for n, v in views.items()}
         names = list(views)
         keys: list[str] = []
         for v in views.values():
-            for k in (v or {}):
+            for k in v:
                 if k not in keys:
                     keys.append(k)
         head = "".join(f"<th>{html.escape(str(n))}</th>" for n in names)
         body = "".join("<tr><td>" + html.escape(str(k)) + "</td>" +
-                       "".join(f"<td>{html.escape(_yaml_value((views[n] or {}).get(k)))}</td>" for n in names)
+                       "".join(f"<td>{html.escape(_yaml_value(views[n].get(k)))}</td>" for n in names)
                        + "</tr>" for k in keys)
         out.append(f'<details id="views-built"><summary>Views as built</summary><table><thead><tr>'
                    f"<th>setting</th>{head}</tr></thead><tbody>{body}</tbody></table></details>")
@@ -815,7 +816,10 @@ def write_report(
              f'<p class="meta">run folder: {html.escape(str(run_dir.resolve()))} · report written '
              f'{_dt.datetime.now().strftime("%Y-%m-%d %H:%M")}</p>']
     n_fixed = len(parts)
-    parts.append(_header_section(config))
+    try:
+        parts.append(_header_section(config))
+    except Exception as e:  # an odd config.yaml must not cost the whole report
+        parts.append(f'<p class="note">No header: config.yaml could not be shown ({html.escape(repr(e))}).</p>')
     parts += [f'<p class="note">{html.escape(str(n))}</p>' for n in notes]
     if eval_rows:
         parts.append("<h2>Evaluation</h2>")
@@ -977,7 +981,10 @@ def _run_sections(out, run_dir, splits, settings, test_emb, test_y, train_emb, e
     if classes is not None and yte is not None and np.issubdtype(yte.dtype, np.integer) \
             and 0 <= yte.min() and yte.max() < len(classes):
         out["class_names"] = [str(c) for c in classes]
-    need_train = aligned and (info.kind == "image" or (ytr is not None and yte is not None))
+    # kNN per class where the table scores kNN (images, labelled tables): other kinds have their own protocol
+    # (graph nodes are their own neighbours: train and test are the same rows)
+    knn_kind = info.kind in ("image", "table") and splits.train.x is not splits.test.x
+    need_train = aligned and (info.kind == "image" or (knn_kind and ytr is not None and yte is not None))
     if need_train and train_emb is None:
         try:
             from ..views import create_preprocess
@@ -993,7 +1000,7 @@ def _run_sections(out, run_dir, splits, settings, test_emb, test_y, train_emb, e
             train_emb = None
     if train_emb is not None and len(train_emb) != len(splits.train):
         train_emb = None
-    if aligned and train_emb is not None and ytr is not None and yte is not None \
+    if knn_kind and aligned and train_emb is not None and ytr is not None and yte is not None \
             and np.issubdtype(ytr.dtype, np.integer) and ytr.min() >= 0:
         try:
             from .knn import knn_predict
