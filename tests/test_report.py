@@ -210,7 +210,15 @@ def test_sections_from_a_digits_run_folder(tmp_path):
     assert np.asarray(nn["sims"]).shape == (6, 5) and len(set(nn["query_y"].tolist())) == 6
     v = more["views"]
     assert v["original"].shape == v["view1"].shape == v["view2"].shape == (8, 1, 8, 8)
+    # class names come from info.extra["classes"]
+    import dataclasses
+
+    from contrastkit.data.base import DataSplits, Dataset
+
     names = [f"digit <{i}>" for i in range(10)]
+    info = dataclasses.replace(splits.info, extra={"classes": names})
+    named = DataSplits(Dataset(splits.train.x, splits.train.y, info), Dataset(splits.test.x, splits.test.y, info))
+    assert run_report_inputs(tmp_path, te, splits.test.y, splits=named, train_emb=tr)["class_names"] == names
     more["class_names"] = names
     text = write_report(tmp_path, eval_rows=EVAL_ROWS, test_emb=te, test_y=splits.test.y.numpy(), **more
                         ).read_text(encoding="utf-8")
