@@ -43,6 +43,7 @@ reference code's argparse defaults for r and τ, used for every data set.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -125,8 +126,6 @@ class SCGC(Method):
         k = c.get("n_clusters") or info.num_classes
         self.n_clusters = int(k) if self.beta > 0 and k else 0
         if self.beta > 0 and not self.n_clusters:
-            import warnings
-
             warnings.warn(f"{self.name}: no labels to count clusters from, so the DEC term (beta) is off; pass "
                           f"--n-clusters K to use it", stacklevel=2)
         if self.n_clusters:
@@ -151,9 +150,11 @@ class SCGC(Method):
         if mode == "exact":
             a = normalized_adjacency(train.edge_index, train.edge_weight, n, "row")
             power, total = a, a
-            for _ in range(self.order - 1):  # sparse A_r once (n ≤ exact_max_nodes, so at most n² entries)
-                power = torch.sparse.mm(power, a).coalesce()
-                total = (total + power).coalesce() if self.influence else power
+            with warnings.catch_warnings():  # sparse @ sparse goes through CSR, which warns that it is "beta"
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                for _ in range(self.order - 1):  # sparse A_r once (n ≤ exact_max_nodes: at most n² entries)
+                    power = torch.sparse.mm(power, a).coalesce()
+                    total = (total + power).coalesce() if self.influence else power
             self.a_r = total
         else:
             self.walker = WalkSampler(train.edge_index, train.edge_weight, n)
