@@ -68,7 +68,8 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path, name):
 def test_a_rank_killed_mid_epoch_resumes_from_the_last_checkpoint(tmp_path):
     settings = {**BASE, "method": "simclr", "epochs": 2, "checkpoint_every": 8}
     full = tmp_path / "full"
-    assert torchrun({**settings, "out": str(full)}).returncode == 0
+    proc = torchrun({**settings, "out": str(full)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     crashed = tmp_path / "crashed"
     proc = torchrun({**settings, "out": str(crashed)},
                     env={"CONTRASTKIT_CRASH_AT_STEP": "30", "CONTRASTKIT_CRASH_RANK": "1"})

@@ -35,6 +35,7 @@ from .base import Method, register_method
 @register_method("grace")
 class GRACE(Method):
     summary = "graph views (edge dropping + feature masking), GCN encoder, InfoNCE with intra/inter-view negatives"
+    kinds = ("graph",)
     defaults = {
         "temperature": 0.4,
         "drop_edge_1": 0.2,

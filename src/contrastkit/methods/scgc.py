@@ -73,6 +73,7 @@ def target_distribution(q: torch.Tensor) -> torch.Tensor:
 @register_method("scgc")
 class SCGC(Method):
     summary = "graph clustering without message passing: MLP on smoothed features, A^r as the soft target"
+    kinds = ("graph",)
     influence = False
     defaults = {
         "alpha": 1.0,  # weight of L_NC
