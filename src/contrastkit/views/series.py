@@ -163,10 +163,14 @@ class Scaling(_Op):
         return f"sigma={self.sigma}"
 
 
-class MagnitudeWarp(_Op):
+class _Warp(_Op):
+    """A smooth random curve through `knots` + 2 points drawn around 1 with spread `sigma`."""
+
+    setting = ""
+
     def __init__(self, sigma: float = 0.2, knots: int = 4):
         super().__init__()
-        self.sigma = _nonneg("mag_warp_sigma", sigma)
+        self.sigma = _nonneg(self.setting, sigma)
         self.knots = int(knots)
         if self.knots < 0:
             raise ContrastkitError(f"warp_knots={knots} must be >= 0")
@@ -174,14 +178,18 @@ class MagnitudeWarp(_Op):
     def is_identity(self):
         return self.sigma == 0
 
+    def extra_repr(self):
+        return f"sigma={self.sigma}, knots={self.knots}"
+
+
+class MagnitudeWarp(_Warp):
+    setting = "mag_warp_sigma"
+
     def sample(self, x, lengths, g):
         return {"knots": 1 + self.sigma * _randn((x.shape[0], x.shape[1], self.knots + 2), x, g)}
 
     def apply(self, x, lengths, p):
         return x * smooth_curve(p["knots"], lengths, x.shape[-1]).to(x.dtype)
-
-    def extra_repr(self):
-        return f"sigma={self.sigma}, knots={self.knots}"
 
 
 def time_warp_positions(knots: torch.Tensor, lengths: torch.Tensor, t: int) -> torch.Tensor:
@@ -193,25 +201,14 @@ def time_warp_positions(knots: torch.Tensor, lengths: torch.Tensor, t: int) -> t
     return cum / end * last[:, None].to(cum.dtype)
 
 
-class TimeWarp(_Op):
-    def __init__(self, sigma: float = 0.2, knots: int = 4):
-        super().__init__()
-        self.sigma = _nonneg("time_warp_sigma", sigma)
-        self.knots = int(knots)
-        if self.knots < 0:
-            raise ContrastkitError(f"warp_knots={knots} must be >= 0")
-
-    def is_identity(self):
-        return self.sigma == 0
+class TimeWarp(_Warp):
+    setting = "time_warp_sigma"
 
     def sample(self, x, lengths, g):
         return {"knots": 1 + self.sigma * _randn((x.shape[0], self.knots + 2), x, g)}
 
     def apply(self, x, lengths, p):
         return resample(x, time_warp_positions(p["knots"], lengths, x.shape[-1]), lengths)
-
-    def extra_repr(self):
-        return f"sigma={self.sigma}, knots={self.knots}"
 
 
 def crop_window(u_frac: torch.Tensor, u_start: torch.Tensor, lengths: torch.Tensor, low: float, high: float,
