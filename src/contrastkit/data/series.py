@@ -262,6 +262,15 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ContrastkitError(f"cannot read {path}: {e}; is it a valid .npz file?") from None
 
 
+def _held_out_split(n: int, path, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows): a seeded `test_fraction` held out, at least 2 series left to train on."""
+    if n < 3:
+        raise ContrastkitError(f"{path}: {n} series; need at least 3 to hold some out for evaluation")
+    order = np.random.default_rng(int(cfg.get("seed", 0))).permutation(n)
+    n_test = min(n - 2, max(1, int(round(n * float(cfg.get("test_fraction") or 0.2)))))
+    return order[n_test:], order[:n_test]
+
+
 def load_series_arrays(path: Path, cfg: dict[str, Any], arrays: Optional[dict] = None) -> DataSplits:
     """.npy / .npz series (see the module doc for the keys)."""
     arrays = _read_arrays(path) if arrays is None else arrays
@@ -276,13 +285,7 @@ def load_series_arrays(path: Path, cfg: dict[str, Any], arrays: Optional[dict] =
                              lengths_test=arrays.get("lengths_test"), scaling=scaling)
     if isinstance(x, np.ndarray) and x.dtype != object and x.ndim < 2:
         raise ContrastkitError(f"{path}: series arrays must have shape (N, T) or (N, C, T); got {x.shape}")
-    n = len(x)
-    if n < 3:
-        raise ContrastkitError(f"{path}: {n} series; need at least 3 to hold some out for evaluation")
-    rng = np.random.default_rng(int(cfg.get("seed", 0)))
-    order = rng.permutation(n)
-    n_test = min(n - 2, max(1, int(round(n * float(cfg.get("test_fraction") or 0.2)))))
-    te, tr = order[:n_test], order[n_test:]
+    tr, te = _held_out_split(len(x), path, cfg)
     pick = lambda a, idx: None if a is None else (  # noqa: E731
         [a[i] for i in idx] if isinstance(a, list) else np.asarray(a)[idx])
     return series_splits(path.stem, pick(x, tr), pick(y, tr), pick(x, te), pick(y, te),
@@ -352,13 +355,7 @@ def load_series_table(path: Path, cfg: dict[str, Any]) -> DataSplits:
                                    f"{channels}")
         splits = series_splits(Path(path).stem, xs, ys, xt, yt, scaling=cfg.get("series_scaling"))
     else:
-        n = len(xs)
-        if n < 3:
-            raise ContrastkitError(f"{path}: {n} series; need at least 3 to hold some out for evaluation")
-        rng = np.random.default_rng(int(cfg.get("seed", 0)))
-        order = rng.permutation(n)
-        n_test = min(n - 2, max(1, int(round(n * float(cfg.get("test_fraction") or 0.2)))))
-        te, tr = order[:n_test], order[n_test:]
+        tr, te = _held_out_split(len(xs), path, cfg)
         pick_y = lambda idx: None if ys is None else ys[idx]  # noqa: E731
         splits = series_splits(Path(path).stem, [xs[i] for i in tr], pick_y(tr), [xs[i] for i in te], pick_y(te),
                                scaling=cfg.get("series_scaling"))
