@@ -17,13 +17,13 @@ import torch
 from .config import dump_config
 from .core import distributed
 from .data import DataSplits, load_data
+from .encoders import resolve_encoder_name
 from .engine import distributed as engine_dist
 from .engine.callbacks import MetricsCSV, MonitorCallback, ProgressBar
 from .engine.checkpoint import Checkpointer
 from .engine.loop import FitPlan, fit
 from .engine.precision import autocast_dtype, pick_device
 from .errors import ContrastkitError
-from .encoders import resolve_encoder_name
 from .methods import METHODS, Method, check_method_fits, create_method
 from .run import RunFolder
 from .train.optim import build_optimizer

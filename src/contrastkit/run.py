@@ -9,10 +9,9 @@ from typing import Any
 import yaml
 from torch import nn
 
+from .core.checkpoint import load_checkpoint, save_atomic
 from .data.base import DataInfo
 from .errors import ContrastkitError
-from .core.checkpoint import load_checkpoint, save_atomic
-
 
 RUN_FILES = ("config.yaml", "metrics.csv", "encoder.pt", "eval.json", "evaluate.json", "report.html",
              "temperatures.npy", "checkpoints")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import ContrastkitError
-from .base import Batch, DataInfo, DataSplits, Dataset
+from .base import Batch, DataInfo, Dataset, DataSplits
 
 EVAL_ROWS = 50_000
 

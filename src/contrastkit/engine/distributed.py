@@ -37,6 +37,19 @@ def init_from_env(device: torch.device, timeout_s: float = 1800) -> None:
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
 
 
+def wrap_ddp(method: nn.Module, device: torch.device, options: dict | None = None) -> nn.Module:
+    """DistributedDataParallel around the method (its forward is a training step). Buffers are not broadcast
+    every step: methods keep their own state (queues, per-sample state) in sync from gathered values."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel).parameters
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
+                                   **{no_sync: False, **(options or {})})
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

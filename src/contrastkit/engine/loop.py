@@ -30,6 +30,7 @@ from ..data.base import Dataset
 from ..errors import ContrastkitError
 from .budget import BudgetPlanner
 from .checkpoint import Checkpointer
+from .distributed import wrap_ddp
 from .schedule import lr_factor, set_lr
 
 
@@ -142,18 +143,7 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
     planner = BudgetPlanner(budget_s, first_plan_step=min(20, steps_per_epoch), planned=planned, start_step=step,
                             start_elapsed_s=elapsed_before)
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    step_fn = method
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        import inspect
-
-        # methods keep their own state (queues, per-sample state) in sync: no buffer broadcast every step
-        sync_key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-                    else "broadcast_buffers")
-        opts = {sync_key: False, **(ddp_options or {})}
-        step_fn = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
-                                          **opts)
+    step_fn = wrap_ddp(method, device, ddp_options) if world > 1 else method
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
     reader = None
@@ -170,8 +160,8 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
 
     def loop_state(next_in_epoch: int, view_gen: torch.Generator) -> dict[str, Any]:
         at_epoch_end = next_in_epoch >= steps_per_epoch
-        return {"epoch": epoch + int(at_epoch_end), "step": step, "step_in_epoch": 0 if at_epoch_end else next_in_epoch,
-                "total_steps": total_steps,
+        return {"epoch": epoch + int(at_epoch_end), "step": step,
+                "step_in_epoch": 0 if at_epoch_end else next_in_epoch, "total_steps": total_steps,
                 "planned": planner.planned, "warmup_steps": warmup, "skipped_steps": skipped,
                 "elapsed": elapsed_before + time.perf_counter() - start_time,
                 # inside an epoch the random streams continue; a new epoch re-seeds them from (seed, epoch)
@@ -193,7 +183,7 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
             order = torch.randperm(n_train, generator=perm_gen).to(device)
             mine = slice(rank * local, (rank + 1) * local)
 
-            def fetch(i: int):
+            def fetch(i: int, order: torch.Tensor = order, mine: slice = mine):  # this epoch's order
                 return train.batch(order[i * batch_size:(i + 1) * batch_size][mine])
 
             pending = reader.submit(fetch, in_epoch) if reader is not None else None
