@@ -22,8 +22,11 @@ def pretrain(config: str | Path | None = None, *, resume: bool = False, progress
         config = Path(settings["out"]) / "config.yaml"  # continue the run with its own settings
     cfg = resolve_config(settings, config)
     result = train(cfg, resume=resume, progress=progress)
-    if cfg["evaluate"] and result.is_main:  # under torchrun, rank 0 evaluates once
-        finish_run(result, cfg)
+    try:
+        if cfg["evaluate"] and result.is_main:  # under torchrun, rank 0 evaluates once
+            finish_run(result, cfg)
+    finally:
+        result.release()  # the run folder's lock: another process may use it now
     return result
 
 

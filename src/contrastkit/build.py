@@ -39,6 +39,11 @@ class RunResult:
     steps: int = 0
     train_seconds: float = 0.0
     is_main: bool = True  # rank 0 (the process that writes files and evaluates)
+    folder: RunFolder | None = None  # locked while the run writes into it
+
+    def release(self) -> None:
+        if self.folder is not None:
+            self.folder.release()
 
 
 def default_run_dir(cfg: dict[str, Any]) -> Path:
@@ -63,20 +68,8 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
     cfg["encoder"] = resolve_encoder_name(str(cfg["encoder"]), splits.info)  # config.yaml names the real one
     if METHODS.get(cfg["method"]).needs_labels and splits.train.y is None:
         raise ContrastkitError(f"method {cfg['method']!r} needs labels, but data {cfg['data']!r} has none")
+    cfg["batch_size"] = fit_batch_to_data(cfg, len(splits.train), is_main)
     plan = plan_from_config(cfg)
-    n_train, world = len(splits.train), distributed.world_size()
-    if n_train < plan.batch_size:  # small data: one batch of (almost) everything, said once
-        clamped = n_train - n_train % world
-        if clamped < 2 * world:
-            raise ContrastkitError(f"{cfg['data']}: {n_train} training samples; contrastive training needs at "
-                                   f"least {2 * world} (2 per process)")
-        if is_main:
-            import logging
-
-            logging.getLogger("contrastkit").warning(
-                f"note: --batch-size {plan.batch_size} is larger than the training set ({n_train} samples); "
-                f"using {clamped}")
-        cfg["batch_size"] = plan.batch_size = clamped
 
     run_dir = Path(cfg["out"]) if cfg.get("out") else distributed.broadcast_object(default_run_dir(cfg))
     cfg["out"] = str(run_dir)
@@ -103,22 +96,7 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method.parameter_groups(), cfg)
 
-    callbacks: list = []
-    if is_main:
-        from .engine.monitors import Monitor
-
-        keep = state["loop"]["step"] if state is not None else None
-        callbacks.append(MetricsCSV(folder.metrics_path, keep_until_step=keep))
-        monitors = ()
-        if int(cfg["monitor_every"]) > 0:
-            monitors = (MonitorCallback(Monitor(method, splits, cfg, device), int(cfg["monitor_every"])),)
-            callbacks[:0] = list(monitors)  # monitors first: they add to the row the CSV writes
-        if cfg.get("tensorboard"):  # optional (tracking.py): the rows metrics.csv gets, as TensorBoard scalars
-            from .tracking import TensorBoardLogger
-
-            callbacks.append(TensorBoardLogger(folder.path / "tensorboard"))
-        if progress:
-            callbacks.append(ProgressBar(str(cfg["method"]), monitors))
+    callbacks = make_callbacks(cfg, method, splits, device, folder, state, progress) if is_main else []
     record = run_record(cfg, method, device, distributed.world_size())
     if is_main:
         dump_config(cfg, folder.config_path, record)
@@ -127,17 +105,54 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
                      amp_dtype=autocast_dtype(str(cfg["precision"]), device), channels_last=channels_last,
                      checkpointer=checkpointer, resume=state, callbacks=callbacks,
                      ddp_options={"find_unused_parameters": bool(getattr(method, "has_unused_parameters", False))})
-    finally:
-        if is_main:
-            folder.release()
+    except BaseException:
+        folder.release()
+        raise
     if is_main:
         record.update(steps=result.steps, skipped_steps=result.skipped_steps, train_seconds=round(result.seconds, 1),
                       epochs_done=round(result.steps / max(1, len(train_set) // plan.batch_size), 3))
         dump_config(cfg, folder.config_path, record)
         folder.save_encoder(method.encoder, splits.info, cfg, method.scoring_head(), method.anomaly_centroid)
     engine_dist.shutdown()
+    # the folder stays locked (evaluation and the report still write into it) until `release()`
     return RunResult(run_dir, method, splits, device, steps=result.steps, train_seconds=result.seconds,
-                     is_main=is_main)
+                     is_main=is_main, folder=folder)
+
+
+def fit_batch_to_data(cfg: dict[str, Any], n_train: int, is_main: bool) -> int:
+    """The global batch, lowered (with a note) to the training set when the data are smaller."""
+    batch, world = int(cfg["batch_size"]), distributed.world_size()
+    if n_train >= batch:
+        return batch
+    clamped = n_train - n_train % world
+    if clamped < 2 * world:
+        raise ContrastkitError(f"{cfg['data']}: {n_train} training samples; contrastive training needs at least "
+                               f"{2 * world} (2 per process)")
+    if is_main:
+        import logging
+
+        logging.getLogger("contrastkit").warning(
+            f"note: --batch-size {batch} is larger than the training set ({n_train} samples); using {clamped}")
+    return clamped
+
+
+def make_callbacks(cfg: dict[str, Any], method: Method, splits: DataSplits, device: torch.device,
+                   folder: RunFolder, state: dict | None, progress: bool) -> list:
+    """Rank 0's callbacks: monitors (first: they add to the row), metrics.csv, TensorBoard, the progress bar."""
+    from .engine.monitors import Monitor
+
+    monitors = []
+    if int(cfg["monitor_every"]) > 0:
+        monitors.append(MonitorCallback(Monitor(method, splits, cfg, device), int(cfg["monitor_every"])))
+    keep = state["loop"]["step"] if state is not None else None
+    callbacks = [*monitors, MetricsCSV(folder.metrics_path, keep_until_step=keep)]
+    if cfg.get("tensorboard"):  # optional (tracking.py): the rows metrics.csv gets, as TensorBoard scalars
+        from .tracking import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(folder.path / "tensorboard"))
+    if progress:
+        callbacks.append(ProgressBar(str(cfg["method"]), tuple(monitors)))
+    return callbacks
 
 
 def run_record(cfg: dict[str, Any], method: Method, device: torch.device, world: int) -> dict[str, Any]:
