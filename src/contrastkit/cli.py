@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -240,6 +241,10 @@ def compare(
     console.print(f"wrote {plot_comparison(found, out)}", markup=False)
 
 
+def _torchrun_worker() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
+
+
 def main() -> None:
     """Console entry point: bad input ends with one clear line and exit status 2, not a traceback.
 
@@ -275,6 +280,13 @@ def main() -> None:
                       markup=False, highlight=False)
         sys.exit(2)
     except SystemExit as e:
+        if e.code in (0, None) and _torchrun_worker():
+            # a torchrun worker that finished its work ends here, without C++ static destructors: gloo's
+            # threads can abort the process there ("terminate called without an active exception"), which
+            # torchrun would report as a failed job
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         # typer turns Ctrl-C into a silent exit 130 (SystemExit ← typer.Exit ← KeyboardInterrupt)
         if e.code == 130 and isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt):
             interrupted()
