@@ -7,19 +7,12 @@ __all__ = ["METHODS", "Method", "method_defaults", "register_method", "create_me
 
 def create_method(cfg, info, train) -> Method:
     """Build the method named in cfg around a fresh encoder, whole: `cls(encoder, info, cfg, train)`."""
-    import inspect
-
     from ..encoders import create_encoder
 
     cls = METHODS.get(cfg["method"])
     check_method_fits(cfg["method"], info)  # before the encoder, whose error would be about shapes
     encoder = create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
-    if "train" in inspect.signature(cls.__init__).parameters:
-        return cls(encoder, info, cfg, train)
-    method = cls(encoder, info, cfg)  # a method written before construction took the data (setup(train))
-    if hasattr(method, "setup"):
-        method.setup(train)
-    return method
+    return cls(encoder, info, cfg, train)
 
 
 # Importing the modules registers the methods.

@@ -3,7 +3,7 @@
 SogCLR (Yuan et al., 2022) replaces InfoNCE's mini-batch normaliser by a per-sample moving average u_i of
 it, so small batches do not bias the gradient; iSogCLR (Qiu et al., 2023) also learns a temperature τ_i
 per sample by a distributionally-robust objective. The state (u, its log-shift b, τ, τ-momentum m; one
-entry per training row, indexed by `batch.index`) is built in `setup(train)` as registered buffers, so
+entry per training row, indexed by `batch.index`) is built with the method, from `train`, as registered buffers, so
 checkpoints hold it and DDP keeps it identical on every rank (see `objectives/sogclr.py` for the math).
 
 Pinned defaults:
