@@ -50,4 +50,5 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
     result.eval_rows = rows
     temperatures = getattr(result.method, "temperatures", None)
     temperatures = temperatures().detach().cpu().numpy() if callable(temperatures) else None
-    save_results(result.run_dir, rows, extra, result.splits.test.y, temperatures)
+    save_results(result.run_dir, rows, extra, result.splits.test.y, temperatures, splits=result.splits,
+                 encoder=result.method.encoder)

@@ -100,8 +100,10 @@ def write_run_report(run_dir: Path, rows, test_emb, test_y, temperatures=None, *
                         temperatures=temperatures, title=f"contrastkit run {run_dir.name}", **more)
 
 
-def save_results(run_dir: Path, rows: list[dict], extra: dict, test_y, temperatures=None) -> Path:
-    """eval.json (written atomically), temperatures.npy when the method learned some, then report.html."""
+def save_results(run_dir: Path, rows: list[dict], extra: dict, test_y, temperatures=None, *, splits=None,
+                 encoder=None) -> Path:
+    """eval.json (written atomically), temperatures.npy when the method learned some, then report.html (given
+    the run's `splits` and `encoder` when at hand, so the report does not load them again)."""
     import json
 
     from ..core.checkpoint import write_text_atomic
@@ -112,7 +114,7 @@ def save_results(run_dir: Path, rows: list[dict], extra: dict, test_y, temperatu
     if temperatures is not None:
         np.save(run_dir / "temperatures.npy", temperatures)
     return write_run_report(run_dir, rows, extra["test_emb"], test_y, temperatures,
-                            train_emb=extra.get("train_emb"))
+                            train_emb=extra.get("train_emb"), splits=splits, encoder=encoder)
 
 
 __all__ = ["evaluate_trained", "is_anomaly_data", "save_results", "write_run_report"]
