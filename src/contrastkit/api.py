@@ -35,20 +35,24 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
     from .evaluate.pipeline import evaluate_trained, save_results
     from .run import untrained_scoring_model
 
-    info = result.splits.info
-    head = result.method.scoring_head()
+    info, method = result.splits.info, result.method
+    head = method.scoring_head()
     spec = None if head is None else head.spec
+    # --layer projection: every protocol sees encoder → projection head (and so does its random-init baseline)
+    projection = method.projection_head() if cfg.get("layer") == "projection" else None
+    model = method.encoder if projection is None else torch.nn.Sequential(method.encoder, projection)
 
     def fresh(head_spec=None):
         torch.manual_seed(int(cfg["seed"]))  # the same seed the trained model started from
         return untrained_scoring_model(cfg, info, head_spec)
 
-    rows, extra = evaluate_trained(result.method.encoder, fresh, result.splits, result.device, cfg,
-                                   scoring_model=result.method.anomaly_model(),
-                                   make_random_scoring=lambda: fresh(spec),
-                                   centroid=result.method.anomaly_centroid)
+    random_model = (lambda: fresh(None if projection is None else projection.spec))
+    rows, extra = evaluate_trained(model, random_model, result.splits, result.device, cfg,
+                                   scoring_model=method.anomaly_model() if head is not None else model,
+                                   make_random_scoring=lambda: fresh(spec) if head is not None else random_model(),
+                                   centroid=method.anomaly_centroid)
     result.eval_rows = rows
     temperatures = getattr(result.method, "temperatures", None)
     temperatures = temperatures().detach().cpu().numpy() if callable(temperatures) else None
     save_results(result.run_dir, rows, extra, result.splits.test.y, temperatures, splits=result.splits,
-                 encoder=result.method.encoder)
+                 encoder=model)

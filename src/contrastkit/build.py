@@ -88,6 +88,10 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
     torch.manual_seed(int(cfg["seed"]))
     train_set = splits.train.to(device)
     method = create_method(cfg, splits.info, train_set)
+    if cfg["layer"] == "projection" and method.projection_head() is None:
+        folder.release()
+        raise ContrastkitError(f"--layer projection: method {cfg['method']!r} has no projection head to evaluate "
+                               f"after; use --layer backbone")
     if cfg.get("sync_bn") and distributed.is_distributed():
         method = engine_dist.convert_sync_batchnorm(method)
     method = method.to(device)
@@ -112,7 +116,8 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         record.update(steps=result.steps, skipped_steps=result.skipped_steps, train_seconds=round(result.seconds, 1),
                       epochs_done=round(result.steps / max(1, len(train_set) // plan.batch_size), 3))
         dump_config(cfg, folder.config_path, record)
-        folder.save_encoder(method.encoder, splits.info, cfg, method.scoring_head(), method.anomaly_centroid)
+        folder.save_encoder(method.encoder, splits.info, cfg, method.scoring_head(), method.anomaly_centroid,
+                            method.projection_head())
     engine_dist.shutdown()
     # the folder stays locked (evaluation and the report still write into it) until `release()`
     return RunResult(run_dir, method, splits, device, steps=result.steps, train_seconds=result.seconds,

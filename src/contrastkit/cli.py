@@ -113,7 +113,8 @@ def pretrain(
     if not result.is_main:
         return
     console.print(f"trained {result.steps} steps in {result.train_seconds:.0f} s → {result.run_dir}")
-    print_table(result.eval_rows, f"{result.splits.info.name} test split (last epoch)")
+    layer = result.method.cfg.get("layer", "backbone")
+    print_table(result.eval_rows, f"{result.splits.info.name} test split (last epoch, layer: {layer})")
 
 
 @app.command("config")

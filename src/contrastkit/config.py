@@ -41,6 +41,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "overwrite": False,  # write into an existing --out that holds another run or other files
     "stream": "auto",  # .npy images read from disk row by row: auto (files above 1/4 of memory) | true | false
     "knn_t": 0.1,
+    "layer": "backbone",  # evaluate: backbone (the encoder's output) | projection (after the projection head)
     "out": None,  # run folder; default runs/<method>-<data>-<time>
     "encoder_kwargs": {},
     "import_modules": [],  # plug-ins imported before the registries are read (--import MODULE, plugins.py)
@@ -156,6 +157,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
     for key in ("monitor_every", "checkpoint_every", "skip_nonfinite"):
         if int(cfg[key]) < 0:
             raise ContrastkitError(f"--{key.replace('_', '-')} {cfg[key]}: must be >= 0 (0 turns it off)")
+    if cfg["layer"] not in ("backbone", "projection"):
+        raise ContrastkitError(f"--layer {cfg['layer']}: valid layers are backbone, projection")
     if float(cfg["knn_t"]) <= 0:
         raise ContrastkitError(f"--knn-t {cfg['knn_t']}: must be > 0 (it divides the similarities); try 0.1")
     if cfg["minutes"] is not None and float(cfg["minutes"]) <= 0:

@@ -89,20 +89,25 @@ class RunFolder:
             self._lock = None
 
     def save_encoder(self, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
-                     scoring_head: nn.Module | None = None, centroid: str = "normalized") -> None:
-        save_encoder(self.encoder_path, encoder, info, cfg, scoring_head, centroid)
+                     scoring_head: nn.Module | None = None, centroid: str = "normalized",
+                     projection_head: nn.Module | None = None) -> None:
+        save_encoder(self.encoder_path, encoder, info, cfg, scoring_head, centroid, projection_head)
 
 
 def save_encoder(path: Path, encoder: nn.Module, info: DataInfo, cfg: dict[str, Any],
-                 scoring_head: nn.Module | None = None, centroid: str = "normalized") -> None:
+                 scoring_head: nn.Module | None = None, centroid: str = "normalized",
+                 projection_head: nn.Module | None = None) -> None:
     """encoder.pt: the encoder's weights, its DataInfo and the run's config; plus, when the method scores
     anomalies after a head (`Method.scoring_head()`, CLAN), that head's architecture (`.spec`) and weights, and
-    the anomaly centroid the method scores with (`Method.anomaly_centroid`)."""
+    the anomaly centroid the method scores with (`Method.anomaly_centroid`); plus the projection head
+    (`Method.projection_head()`) when the method has one, for `--layer projection`."""
     info_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(info).items()}
     plain_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if not k.startswith("_")}
     payload = {"encoder": encoder.state_dict(), "info": info_dict, "config": plain_cfg, "centroid": centroid}
     if scoring_head is not None:
         payload["scoring_head"] = {"spec": dict(scoring_head.spec), "state": scoring_head.state_dict()}
+    if projection_head is not None:
+        payload["projection_head"] = {"spec": dict(projection_head.spec), "state": projection_head.state_dict()}
     save_atomic(payload, path)
 
 
@@ -127,13 +132,44 @@ def _new_encoder(cfg: dict[str, Any], info: DataInfo) -> nn.Module:
     return create_encoder(cfg["encoder"], info, **dict(cfg.get("encoder_kwargs") or {}))
 
 
-def load_encoder(run_dir: Path) -> tuple[nn.Module, DataInfo, dict[str, Any]]:
-    """The trained encoder (eval mode), the DataInfo it expects and the run's config."""
+LAYERS = ("backbone", "projection")
+
+
+def check_layer(layer: str) -> str:
+    if layer not in LAYERS:
+        raise ContrastkitError(f"--layer {layer}: valid layers are {', '.join(LAYERS)}")
+    return layer
+
+
+def no_projection_head(cfg: dict[str, Any]) -> ContrastkitError:
+    return ContrastkitError(f"--layer projection: the {cfg.get('method')} run has no saved projection head "
+                            f"(method without a ProjectionHead, or a run saved before heads were kept); "
+                            f"use --layer backbone")
+
+
+def load_encoder(run_dir: Path, layer: str = "backbone") -> tuple[nn.Module, DataInfo, dict[str, Any]]:
+    """The trained model (eval mode) up to `layer` — the encoder ("backbone") or the encoder followed by
+    the projection head ("projection") — the DataInfo it expects and the run's config."""
     state = _load_state(run_dir)
     info, cfg = info_from_dict(state["info"]), state["config"]
     encoder = _new_encoder(cfg, info)
     encoder.load_state_dict(state["encoder"])
-    return encoder.eval(), info, cfg
+    if check_layer(layer) == "backbone":
+        return encoder.eval(), info, cfg
+    head = state.get("projection_head")
+    if head is None:
+        raise no_projection_head(cfg)
+    from .heads import build_head
+
+    projection = build_head(head["spec"])
+    projection.load_state_dict(head["state"])
+    return nn.Sequential(encoder, projection).eval(), info, cfg
+
+
+def projection_spec(run_dir: Path) -> dict | None:
+    """The saved projection head's spec (None without one): an untrained copy is built from it."""
+    head = _load_state(run_dir).get("projection_head")
+    return None if head is None else head["spec"]
 
 
 def untrained_scoring_model(cfg: dict[str, Any], info: DataInfo, head_spec: dict | None = None) -> nn.Module:

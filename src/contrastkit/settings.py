@@ -80,6 +80,8 @@ HELP: dict[str, tuple[str, str]] = {
     "overwrite": ("run", "write into an existing --out that holds another run or other files"),
     "evaluate": ("evaluation", "evaluate against baselines at the end"),
     "knn_t": ("evaluation", "temperature of the weighted kNN classifier"),
+    "layer": ("evaluation", "what every protocol evaluates: backbone (encoder output) or projection (after the "
+                            "projection head)"),
 }
 
 _INT = re.compile(r"^[+-]?\d+$")

@@ -430,6 +430,7 @@ def _header_section(config: Optional[dict]) -> str:
     if cfg.get("encoder_kwargs"):
         enc += f" {_yaml_value(cfg['encoder_kwargs'])}"
     facts.append(("encoder", enc))
+    facts.append(("layer evaluated", str(cfg.get("layer") or "backbone")))
     if rec:
         done, planned = g(rec, "epochs_done"), g(rec, "planned_epochs")
         ep = "—" if done is None else f"{float(done):g}"

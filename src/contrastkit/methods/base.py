@@ -97,6 +97,13 @@ class Method(nn.Module):
         of the encoder's, when the method's objective shapes that space for the score (CLAN). Default: none."""
         return None
 
+    def projection_head(self) -> nn.Module | None:
+        """The head after the encoder whose output the objective compares (a `ProjectionHead`, with `.spec`),
+        saved with the encoder so `--layer projection` can evaluate its output; None when the method has no
+        such head or it cannot be rebuilt from a spec."""
+        head = getattr(self, "head", None)
+        return head if isinstance(head, nn.Module) and hasattr(head, "spec") else None
+
     def anomaly_model(self) -> nn.Module:
         """The module whose output the anomaly protocol scores (−cos to the normal centroid): the encoder,
         followed by `scoring_head()` when the method has one."""
