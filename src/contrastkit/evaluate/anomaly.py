@@ -8,6 +8,15 @@ anomalous", computed on L2-normalised embeddings:
   protocol uses it for methods whose class sets `anomaly_centroid = "raw"`).
 * knn: score(x) = 1 − mean cosine similarity to the k nearest normal training embeddings (chunked search).
 
+Two helpers build a mixture of scores that live on different scales (e.g. kNN distance in the embedding and
+kNN distance on the raw features, `anomaly_protocol`'s "knn+raw" scorer):
+
+* `loo_knn_scores(train, k, metric)`: each normal training row's own kNN score, itself left out (its nearest
+  row is not itself) — the distribution an unseen normal row's score is drawn from.
+* `standardize_scores(test_scores, train_scores)`: (s − median) / IQR of the training rows' scores (an IQR of 0,
+  e.g. duplicated rows, falls back to the std, then to 1), so that one unit means the same spread of normal
+  scores in every score being mixed; a mixture is the mean of standardised scores.
+
 Metrics (scikit-learn): AUROC and AUPR (average precision, anomaly = positive class) over the whole test set;
 with per-row anomaly classes (`anomaly_class`), also the mean over anomaly classes c of the AUROC of
 "normal rows vs rows of class c" — CLAN's "balanced AUROC", which does not let a frequent attack class
@@ -25,7 +34,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from ..errors import ContrastkitError
 from ._common import as_embedding, check_same_dim, chunk_rows, normalize, pick_device, to_numpy
 
-__all__ = ["anomaly_metrics", "anomaly_scores", "anomaly_score_values", "per_class_auroc"]
+__all__ = ["anomaly_metrics", "anomaly_scores", "anomaly_score_values", "per_class_auroc", "knn_scores",
+           "loo_knn_scores", "standardize_scores"]
 
 
 @torch.no_grad()
@@ -58,6 +68,66 @@ def anomaly_score_values(train_emb: Any, test_emb: Any, scorer: Literal["centroi
             out[s : s + step] = (1.0 - top.mean(1)).double().cpu()
         return out.numpy()
     raise ContrastkitError(f"scorer={scorer!r}: use 'centroid' or 'knn'")
+
+
+@torch.no_grad()
+def knn_scores(train: Any, test: Any, k: int = 5, metric: Literal["cosine", "euclidean"] = "cosine",
+               chunk_size: int = 1024, self_index: Optional[Any] = None) -> np.ndarray:
+    """kNN score of each test row against the training rows (float64, higher = more anomalous).
+
+    cosine: 1 − mean cosine similarity to the k most similar rows; euclidean: mean Euclidean distance to the k
+    nearest rows. `self_index` (one training-row index per test row): that row is the test row itself and may
+    not be its own neighbour (its duplicates still count); see `loo_knn_scores`."""
+    if metric not in ("cosine", "euclidean"):
+        raise ContrastkitError(f"metric={metric!r}: use 'cosine' or 'euclidean'")
+    dev = pick_device(train, test)
+    tr = as_embedding(train, "train", device=dev)
+    te = as_embedding(test, "test", device=dev)
+    check_same_dim(tr, te, "train", "test")
+    n_avail = tr.shape[0] - (0 if self_index is None else 1)
+    if int(k) != k or not 1 <= k <= n_avail:
+        raise ContrastkitError(f"k={k}: must be an integer between 1 and the number of training rows available "
+                               f"({n_avail})")
+    if self_index is not None:
+        self_index = torch.as_tensor(np.asarray(self_index), dtype=torch.long, device=dev).reshape(-1)
+        if self_index.numel() != te.shape[0]:
+            raise ContrastkitError(f"self_index has {self_index.numel()} entries for {te.shape[0]} test rows")
+    if metric == "cosine":
+        tr, te = normalize(tr), normalize(te)
+    out = torch.empty(te.shape[0], dtype=torch.float64)
+    step = chunk_rows(tr.shape[0], chunk_size)
+    for s in range(0, te.shape[0], step):
+        q = te[s : s + step]
+        # closeness: cosine similarity, or minus the Euclidean distance (largest = nearest)
+        close = (q @ tr.t()).double() if metric == "cosine" else -torch.cdist(q.double(), tr.double())
+        if self_index is not None:
+            close[torch.arange(q.shape[0], device=q.device), self_index[s : s + step]] = float("-inf")
+        top = close.topk(int(k), dim=1).values
+        out[s : s + step] = ((1.0 - top.mean(1)) if metric == "cosine" else -top.mean(1)).cpu()
+    return out.numpy()
+
+
+def loo_knn_scores(train: Any, k: int = 5, metric: Literal["cosine", "euclidean"] = "cosine",
+                   rows: Optional[Any] = None, chunk_size: int = 1024) -> np.ndarray:
+    """kNN scores of training rows (`rows`: their indices, default all) against the OTHER training rows."""
+    t = as_embedding(train, "train")
+    idx = np.arange(t.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    return knn_scores(t, t[torch.as_tensor(idx)], k=k, metric=metric, chunk_size=chunk_size, self_index=idx)
+
+
+def standardize_scores(test_scores: Any, train_scores: Any) -> np.ndarray:
+    """(test − median(train)) / IQR(train), robust scale of the normal rows' scores; IQR 0 → std → 1."""
+    t = np.asarray(train_scores, dtype=np.float64).reshape(-1)
+    s = np.asarray(test_scores, dtype=np.float64).reshape(-1)
+    if t.size == 0:
+        raise ContrastkitError("standardize_scores: no training scores to standardise with")
+    q1, med, q3 = np.percentile(t, [25, 50, 75])
+    scale = q3 - q1
+    if not scale > 1e-12:
+        scale = float(t.std())
+    if not scale > 1e-12:
+        scale = 1.0
+    return (s - med) / scale
 
 
 def per_class_auroc(scores: Any, is_anomaly: Any, anomaly_class: Any) -> dict:

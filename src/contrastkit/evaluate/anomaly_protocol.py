@@ -8,10 +8,17 @@ average_precision_score) and the seconds it took:
     <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows; with centroid="raw"
                              (a method whose class sets `anomaly_centroid = "raw"`: CLAN, METHODS §14) the raw mean
     <method>      knn-k      1 − mean cosine similarity to the k nearest normal training embeddings
-    random init   centroid / knn-k   the same (same centroid), for a freshly initialised encoder of the same
-                                     architecture
+    <method>      knn-k+raw  the mean of two standardised scores: knn-k in the embedding and raw kNN-k distance
+                             (below); each is standardised by the normal training rows' own leave-one-out
+                             scores ((s − median) / IQR, on up to 4,096 seeded training rows; anomaly.py)
+    random init   centroid / knn-k / knn-k+raw   the same (same centroid), for a freshly initialised encoder of
+                                     the same architecture
     isolation forest  iforest        sklearn IsolationForest(n_estimators=100, random_state=seed) on the table x
+    raw features  lof-20     sklearn LocalOutlierFactor(n_neighbors=min(20, n − 1), novelty=True) on the table x
     raw features  knn-k      mean Euclidean distance to the k nearest normal training rows of the table x
+
+Every row also gets `rank`: its place by AUROC among all rows of this table (1 = best; ties share the mean
+place), so the report says how each detector ranked on this table.
 
 "table x" is `Dataset.x` as loaded: standardised numerics (training mean/std) and categorical codes.
 With per-row anomaly classes in `splits.test.info.extra["class_ids"]` and more than one anomaly class, each row
@@ -29,10 +36,13 @@ from torch import nn
 
 from ..data.base import DataSplits
 from ..errors import ContrastkitError
-from .anomaly import anomaly_metrics, anomaly_score_values
+from .anomaly import anomaly_metrics, anomaly_score_values, knn_scores, loo_knn_scores, standardize_scores
 from .embed import embed
 
-__all__ = ["anomaly_protocol", "knn_distance_scores", "format_anomaly_table"]
+__all__ = ["anomaly_protocol", "knn_distance_scores", "format_anomaly_table", "add_ranks", "MIX_REF_ROWS"]
+
+# training rows whose leave-one-out kNN scores standardise a mixture's scores (seeded sample above this)
+MIX_REF_ROWS = 4096
 
 
 @torch.no_grad()
@@ -87,6 +97,21 @@ def anomaly_protocol(
         if len(np.unique(cls[is_anomaly == 1])) > 1:
             classes = cls
     kk = min(int(k), int(train_x.shape[0]))
+    kk_loo = min(kk, int(train_x.shape[0]) - 1)  # a training row's neighbours exclude itself
+    x_tr = train_x.detach().float().cpu().flatten(1)
+    x_te = splits.test.x.detach().float().cpu().flatten(1)
+    n_tr = int(x_tr.shape[0])
+    ref = (np.arange(n_tr) if n_tr <= MIX_REF_ROWS
+           else np.sort(np.random.default_rng(int(seed)).choice(n_tr, MIX_REF_ROWS, replace=False)))
+    raw_mix: dict[str, np.ndarray] = {}
+
+    def raw_standardised() -> np.ndarray:  # raw kNN distance, standardised (computed once, shared)
+        if "z" not in raw_mix:
+            t0 = time.perf_counter()
+            raw_mix["z"] = standardize_scores(knn_scores(x_tr, x_te, k=kk, metric="euclidean"),
+                                              loo_knn_scores(x_tr, k=kk_loo, metric="euclidean", rows=ref))
+            raw_mix["seconds"] = time.perf_counter() - t0
+        return raw_mix["z"]
 
     rows: list[dict[str, Any]] = []
 
@@ -101,10 +126,16 @@ def anomaly_protocol(
                                      centroid=centroid, **kwargs)
             rows.append({"model": name, "scorer": scorer, **anomaly_metrics(s, is_anomaly, classes),
                          "seconds": t_embed + time.perf_counter() - t1})
+        if n_tr >= 2:  # the mixture needs leave-one-out neighbours
+            t1 = time.perf_counter()
+            emb = standardize_scores(knn_scores(tr, te, k=kk), loo_knn_scores(tr, k=kk_loo, rows=ref))
+            s = (emb + raw_standardised()) / 2.0
+            rows.append({"model": name, "scorer": f"knn-{kk}+raw", **anomaly_metrics(s, is_anomaly, classes),
+                         "seconds": t_embed + time.perf_counter() - t1 + raw_mix["seconds"]})
 
     score_encoder(method_name or "encoder", encoder)
     if not baselines:
-        return rows
+        return add_ranks(rows)
     if random_encoder is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -114,30 +145,47 @@ def anomaly_protocol(
             fresh = fresh.to(p.device)
         score_encoder("random init", fresh)
 
-    x_tr = train_x.detach().float().cpu().flatten(1)
-    x_te = splits.test.x.detach().float().cpu().flatten(1)
     from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
 
     t0 = time.perf_counter()
     forest = IsolationForest(n_estimators=100, random_state=int(seed), n_jobs=1).fit(x_tr.numpy())
     s = -forest.score_samples(x_te.numpy())  # score_samples: higher = more normal
     rows.append({"model": "isolation forest", "scorer": "iforest", **anomaly_metrics(s, is_anomaly, classes),
                  "seconds": time.perf_counter() - t0})
+    if n_tr >= 2:
+        t0 = time.perf_counter()
+        n_lof = min(20, n_tr - 1)
+        lof = LocalOutlierFactor(n_neighbors=n_lof, novelty=True).fit(x_tr.numpy())
+        s = -lof.score_samples(x_te.numpy())  # score_samples: higher = more normal
+        rows.append({"model": "raw features", "scorer": f"lof-{n_lof}",
+                     **anomaly_metrics(s, is_anomaly, classes), "seconds": time.perf_counter() - t0})
     t0 = time.perf_counter()
     s = knn_distance_scores(x_tr, x_te, k=kk)
     rows.append({"model": "raw features", "scorer": f"knn-{kk}", **anomaly_metrics(s, is_anomaly, classes),
                  "seconds": time.perf_counter() - t0})
+    return add_ranks(rows)
+
+
+def add_ranks(rows: list[dict[str, Any]], key: str = "auroc") -> list[dict[str, Any]]:
+    """Sets each row's `rank`: its place by `key` among the rows (1 = best, ties share the mean place: 2.5)."""
+    vals = np.array([-float(r[key]) for r in rows])
+    for r, v in zip(rows, vals):
+        place = float((vals < v).sum() + ((vals == v).sum() + 1) / 2.0)
+        r["rank"] = int(place) if place.is_integer() else place  # an int prints as a place, not as 100 %
     return rows
 
 
 def format_anomaly_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of anomaly_protocol rows (AUROC/AUPR as fractions with 4 decimals)."""
-    cols = ["model", "scorer", "auroc", "aupr"] + (["balanced_auroc"] if any("balanced_auroc" in r for r in rows)
-                                                    else []) + ["seconds"]
+    cols = (["model", "scorer", "auroc", "aupr"] + (["balanced_auroc"] if any("balanced_auroc" in r for r in rows)
+                                                     else []) + (["rank"] if any("rank" in r for r in rows) else [])
+            + ["seconds"])
     cells = [[c for c in cols]]
     for r in rows:
         cells.append([f"{r[c]:.4f}" if c in ("auroc", "aupr", "balanced_auroc") and c in r
-                      else f"{r[c]:.1f}" if c == "seconds" else str(r.get(c, "")) for c in cols])
+                      else f"{r[c]:.1f}" if c == "seconds" else f"{r[c]:g}" if c == "rank" and c in r
+                      else str(r.get(c, "")) for c in cols])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
