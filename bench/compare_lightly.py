@@ -680,9 +680,10 @@ def print_phase_table(results: list[dict[str, Any]]) -> None:
 
 
 def estimate_minutes(args) -> float:
-    simclr = 2 * (sum(args.budgets) if args.separate_runs else max(args.budgets)) if "simclr" in args.sections else 0
+    simclr = 2 * (sum(args.budgets) if args.separate_runs else max(args.budgets)) if args.simclr else 0
     others = 2 * args.other_minutes * len(args.other_methods) if args.other_methods else 0
-    evals = 0.4 * (2 * len(args.budgets) + 2 * len(args.other_methods))  # ~25 s per evaluation on 2 cores
+    n_evals = (2 * len(args.budgets) if args.simclr else 0) + 2 * len(args.other_methods)
+    evals = 0.5 * n_evals  # 25-70 s per evaluation of the full splits on 2 cores
     phases = 1.0 if args.phase_steps > 0 else 0.0
     return simclr + others + evals + phases
 
@@ -716,7 +717,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the raw rows here")
     ap.add_argument("--keep-runs", type=Path, default=None, help="keep contrastkit's run folders here")
     args = ap.parse_args(argv)
-    args.sections = ["simclr"] if args.simclr else []
     if min(args.budgets) <= 0 or args.other_minutes <= 0:
         ap.error("budgets must be > 0 minutes")
     if args.num_workers < 0:
