@@ -40,6 +40,10 @@ RECIPES: dict[str, dict] = {
     "tau0.2-adamw": {"temperature": 0.2, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
     "tau0.2-w16": {"temperature": 0.2, "encoder_kwargs": {"width": 16}},
     "tau0.2-w32": {"temperature": 0.2, "encoder_kwargs": {"width": 32}},
+    "pool2": {"encoder_kwargs": {"pool_size": 2}},
+    "tau0.2-pool2": {"temperature": 0.2, "encoder_kwargs": {"pool_size": 2}},
+    "tau0.2-pool2-crop0.3": {"temperature": 0.2, "crop_scale": (0.3, 1.0), "encoder_kwargs": {"pool_size": 2}},
+    "pool4": {"encoder_kwargs": {"pool_size": 4}},
 }
 
 

@@ -12,7 +12,7 @@ from contrastkit.encoders.resnet import ResNet, default_stem
 from contrastkit.errors import ContrastkitError
 
 IMAGE_ENCODERS = ["convnet", "resnet18", "resnet50"]
-OUT_DIM = {"convnet": 96, "resnet18": 512, "resnet50": 2048}
+OUT_DIM = {"convnet": 384, "resnet18": 512, "resnet50": 2048}
 
 
 def info_for(shape) -> DataInfo:
@@ -143,19 +143,28 @@ def test_convnet_options():
     enc = build("convnet", (1, 28, 28))
     assert [s[0].conv2.out_channels for s in enc.stages] == [24, 48, 96]  # the documented default
     assert enc.stem[0].stride == (2, 2) and [len(s) for s in enc.stages] == [1, 1, 1]
-    assert build("convnet", (1, 28, 28), width=16).out_dim == 64
-    assert build("convnet", (1, 28, 28), width=32).out_dim == 128
-    assert build("convnet", (1, 28, 28), num_stages=4).out_dim == 192
+    # out_dim = final channels × pool_size² (a 2×2 grid of average-pooled cells by default)
+    assert build("convnet", (1, 28, 28), width=16).out_dim == 64 * 4
+    assert build("convnet", (1, 28, 28), width=32, pool_size=1).out_dim == 128
+    assert build("convnet", (1, 28, 28), num_stages=4, pool_size=1).out_dim == 192
+    assert build("convnet", (1, 28, 28), pool_size=4).out_dim == 96 * 16
     enc = build("convnet", (1, 28, 28), depth=(1, 2, 3))
     assert [len(s) for s in enc.stages] == [1, 2, 3]
     enc = build("convnet", (3, 32, 32), width=8, depth=0)  # stem + pooling only (stages as 1×1 projections)
-    assert enc(torch.randn(2, 3, 32, 32)).shape == (2, 32)
+    assert enc(torch.randn(2, 3, 32, 32)).shape == (2, 32 * 4)
     enc = build("convnet", (1, 28, 28), stem_stride=1)
     assert enc.stem[0].stride == (1, 1)
     with torch.no_grad():
-        assert enc(torch.randn(2, 1, 28, 28)).shape == (2, 96)
-        # any H, W, including non-square and tiny images
-        assert build("convnet", (2, 9, 20))(torch.randn(2, 2, 9, 20)).shape == (2, 96)
+        assert enc(torch.randn(2, 1, 28, 28)).shape == (2, 384)
+        # any H, W, including non-square and tiny images (a 1×1 final map is repeated over the 2×2 grid)
+        assert build("convnet", (2, 9, 20))(torch.randn(2, 2, 9, 20)).shape == (2, 384)
+        x = torch.randn(3, 1, 28, 28)
+        pooled = build("convnet", (1, 28, 28), pool_size=2).eval()
+        grid = pooled.pool(pooled.stages(pooled.stem(x)))  # (3, 96, 2, 2): the cells are the quadrant means
+        assert torch.allclose(pooled(x), grid.flatten(1))
+        assert torch.allclose(grid.mean((2, 3)), pooled.stages(pooled.stem(x)).mean((2, 3)), atol=1e-5)
+    with pytest.raises(ContrastkitError, match="pool_size"):
+        build("convnet", (1, 28, 28), pool_size=0)
     assert isinstance(build("convnet", (1, 28, 28)), ConvNet)
     assert isinstance(build("resnet18", (1, 28, 28)), ResNet)
 

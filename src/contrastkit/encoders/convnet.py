@@ -1,12 +1,13 @@
 """The default encoder: a small ResNet-style CNN that trains fast on a few CPU cores.
 
-Layout with the defaults (``width=24``, ``depth=1``, ``num_stages=3``, ``stem_stride=2``), 1×28×28 input:
+Layout with the defaults (``width=24``, ``depth=1``, ``num_stages=3``, ``stem_stride=2``, ``pool_size=2``),
+1×28×28 input:
 
     stem   3×3 conv, 24 ch, stride 2 (28×28 → 14×14) + BN + ReLU
     stage1 1 residual block, 24 ch                           (14×14)
     stage2 1 residual block, 48 ch, stride 2                 (7×7)
     stage3 1 residual block, 96 ch, stride 2                 (4×4)
-    global average pool → (N, out_dim),  out_dim = width · 2^(num_stages − 1) = 96
+    average pool to a 2×2 grid → (N, out_dim),  out_dim = width · 2^(num_stages − 1) · 2² = 384
 
 Residual blocks are ResNet basic blocks (3×3 conv-BN-ReLU-3×3 conv-BN, + shortcut, ReLU); the shortcut
 is a 1×1 conv + BN where the shape changes. Works for any (C, H, W): global pooling takes whatever
@@ -25,6 +26,12 @@ depth (0,1,1), 3 epochs) — equal within single-seed noise. Width 24 is the sma
 and the only one of the 128-ish-dim candidates that clears the 2,000 img/s the 10-minute default job needs.
 Keeping stage 1 at full resolution (``stem_stride=1``) costs ~4× the compute. ``width=32`` gives the
 out_dim-128 variant (32→64→128) when time is not the constraint.
+
+Pooling to a 2×2 grid instead of one global average (``pool_size=2``, the default) keeps where in the image a
+feature was, for almost no compute (only the projection head's first layer grows). SimCLR on Fashion-MNIST,
+4 epochs, the same seed (``bench/image_recipe.py``): kNN k=20 on the backbone 86.4 % with the grid against
+83.7 % with global pooling (temperature 0.1–0.5, DCL, AdamW, batch 128 all gave 83.7–84.2 % with global
+pooling: the pooling was the lever, not the loss). ``pool_size=1`` is the classic global-average head.
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ class ConvNet(nn.Module):
         num_stages: int = 3,
         stem_stride: int = 2,
         zero_init_residual: bool = False,
+        pool_size: int = 2,
     ):
         super().__init__()
         depths = [int(depth)] * num_stages if isinstance(depth, int) else [int(d) for d in depth]
@@ -97,8 +105,10 @@ class ConvNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
             cin = cout
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.out_dim = cin
+        if pool_size < 1:
+            raise ContrastkitError(f"convnet: pool_size must be ≥ 1 (got {pool_size})")
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)  # pool_size > 1 keeps a coarse spatial layout
+        self.out_dim = cin * pool_size**2
 
         init_conv_bn(self)
         if zero_init_residual:
@@ -118,11 +128,13 @@ def convnet(
     num_stages: int = 3,
     stem_stride: int = 2,
     zero_init_residual: bool = False,
+    pool_size: int = 2,
 ) -> ConvNet:
-    """The default image encoder. ``out_dim`` = ``width`` · 2^(num_stages − 1) (96 by default).
+    """The default image encoder. ``out_dim`` = ``width`` · 2^(num_stages − 1) · ``pool_size``² (384 by default).
 
     ``width``: channels of the stem and stage 1; ``depth``: residual blocks per stage (an int, or one per
-    stage); ``stem_stride``: 2 (default, fast) or 1 (keeps full resolution in stage 1, ~4× the compute).
+    stage); ``stem_stride``: 2 (default, fast) or 1 (keeps full resolution in stage 1, ~4× the compute);
+    ``pool_size``: the final feature map is average-pooled to a pool_size × pool_size grid (1: global pooling).
     """
     c, _, _ = _image_info(info, "convnet")
-    return ConvNet(c, width, depth, num_stages, stem_stride, zero_init_residual)
+    return ConvNet(c, width, depth, num_stages, stem_stride, zero_init_residual, pool_size)
