@@ -577,7 +577,7 @@ def compare(method: str, budgets: list[float], separate: bool, args, data: str, 
     plans = [[b] for b in budgets] if separate else [budgets]
     for plan in plans:
         largest, smaller = plan[-1], plan[:-1]
-        for framework in ("contrastkit", "lightly"):
+        for framework in (("lightly", "contrastkit") if args.lightly_first else ("contrastkit", "lightly")):
             print(f"  training {framework} {method} for {largest:g} min"
                   + (f" (snapshots at {', '.join(f'{b:g}' for b in smaller)} min)" if smaller else "") + " ...",
                   flush=True)
@@ -615,7 +615,7 @@ def print_accuracy_table(title: str, rows: list[dict[str, Any]]) -> None:
             f"{'kNN k=20':>9} {'kNN k=200':>10} {'linear':>7}")
     print(head)
     print("-" * len(head))
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["budget_min"], r["framework"])):
         print(f"{r['budget_min']:>5g} m  {r['framework']:<12} {r['mode']:<24} {r['steps']:>6} {r['epochs']:>7.2f} "
               f"{r['img_per_s']:>7.0f} {100 * r['knn_k20']:>8.2f}% {100 * r['knn_k200']:>9.2f}% "
               f"{100 * r['linear']:>6.2f}%")
@@ -710,6 +710,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="both frameworks (default: contrastkit's)")
     ap.add_argument("--device", default=None, help="both frameworks (default: contrastkit's, auto)")
     ap.add_argument("--precision", default=None, help="both frameworks (default: contrastkit's, auto)")
+    ap.add_argument("--lightly-first", action="store_true",
+                    help="train lightly before contrastkit at each budget (default: contrastkit first)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ck-monitor-every", type=int, default=None,
                     help="contrastkit's online monitor interval (default: its own; 0 turns it off)")
