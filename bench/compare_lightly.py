@@ -56,7 +56,6 @@ is on its clock; `--ck-monitor-every 0` turns it off.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import platform
@@ -218,43 +217,24 @@ class Snapshots:
         self.pending = sorted(float(t) for t in at_s)
         self.taken: list[dict[str, Any]] = []
         self.method: nn.Module | None = None
-        self.t0 = 0.0
         self.last_step = 0
 
-    def bind(self, method: nn.Module) -> None:
+    def bind(self, method: nn.Module) -> "Snapshots":
         self.method = method
+        return self
 
     def on_start(self, step: int, total_steps: int) -> None:
-        self.t0 = time.perf_counter()
+        pass
 
     def on_step(self, info) -> None:
         self.last_step = info.step
-        elapsed = time.perf_counter() - self.t0
+        elapsed = info.elapsed_s  # the loop's own training clock
         while self.pending and elapsed >= self.pending[0]:
             self.taken.append({"budget_s": self.pending.pop(0), "elapsed_s": elapsed, "steps": info.step,
                                "state": weights(self.method.encoder)})
 
     def on_end(self) -> None:
         pass
-
-
-@contextlib.contextmanager
-def extra_callbacks(*callbacks: Snapshots):
-    """`contrastkit.build.train` takes no callbacks of its own: add ours to the ones it makes (rank 0's), first."""
-    import contrastkit.build as ck_build
-
-    original = ck_build.make_callbacks
-
-    def with_ours(cfg, method, *rest, **kw):
-        for cb in callbacks:
-            cb.bind(method)
-        return [*callbacks, *original(cfg, method, *rest, **kw)]
-
-    ck_build.make_callbacks = with_ours
-    try:
-        yield
-    finally:
-        ck_build.make_callbacks = original
 
 
 def contrastkit_run(method: str, minutes: float, snapshot_min: list[float], args, data: str,
@@ -265,8 +245,7 @@ def contrastkit_run(method: str, minutes: float, snapshot_min: list[float], args
     out = workdir / f"contrastkit-{method}-{minutes:g}min-{time.strftime('%H%M%S')}"
     cfg = method_config(method, args, data, minutes=minutes, out=out)
     snaps = Snapshots([60.0 * m for m in snapshot_min])
-    with extra_callbacks(snaps):
-        result = train(cfg, progress=False)
+    result = train(cfg, progress=False, callbacks=lambda m: [snaps.bind(m)])
     try:
         batch = int(cfg["batch_size"])
         n_train = len(result.splits.train)

@@ -151,3 +151,29 @@ def test_checkpoint_every_n_steps_resumes_bit_identically_inside_an_epoch(tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [int(r["step"]) for r in csv.DictReader((crashed / "metrics.csv").open())]
     assert steps == sorted(set(steps))  # rows after the checkpoint were dropped, not duplicated
+
+
+def test_the_callers_callbacks_see_the_method_and_the_loops_clock(tmp_path):
+    seen = []
+
+    class Recorder:
+        def __init__(self, method):
+            self.method = method
+
+        def on_start(self, step, total_steps):
+            seen.append(("start", step))
+
+        def on_step(self, info):
+            seen.append((info.step, info.elapsed_s))
+
+        def on_end(self):
+            seen.append(("end", None))
+
+    cfg = resolve_config({**TINY, "out": str(tmp_path / "run")})
+    result = train(cfg, progress=False, callbacks=lambda method: [Recorder(method)])
+    result.release()
+    steps = [s for s in seen if isinstance(s[0], int)]
+    assert seen[0] == ("start", 0) and seen[-1] == ("end", None)
+    assert [s[0] for s in steps] == list(range(1, result.steps + 1))
+    clock = [s[1] for s in steps]
+    assert all(b >= a for a, b in zip(clock, clock[1:])) and 0 < clock[-1] <= result.train_seconds + 1e-6

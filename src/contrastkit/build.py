@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -21,7 +21,7 @@ from .encoders import resolve_encoder_name
 from .engine import distributed as engine_dist
 from .engine.callbacks import MetricsCSV, MonitorCallback, ProgressBar
 from .engine.checkpoint import Checkpointer
-from .engine.loop import FitPlan, fit
+from .engine.loop import Callback, FitPlan, fit
 from .engine.precision import autocast_dtype, pick_device
 from .errors import ContrastkitError
 from .methods import METHODS, Method, check_method_fits, create_method
@@ -58,8 +58,13 @@ def plan_from_config(cfg: dict[str, Any]) -> FitPlan:
                    skip_nonfinite=int(cfg.get("skip_nonfinite") or 0))
 
 
-def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -> RunResult:
-    """Pretrain `cfg["method"]` on `cfg["data"]` (under torchrun: one model on all processes)."""
+def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True,
+          callbacks: Callable[[Method], Sequence[Callback]] | None = None) -> RunResult:
+    """Pretrain `cfg["method"]` on `cfg["data"]` (under torchrun: one model on all processes).
+
+    `callbacks(method)`, when given, returns the caller's own `engine.loop.Callback`s (built once the method
+    exists, so they may read its weights); on rank 0 they run after every step, before the run's own
+    (monitors, metrics.csv, progress bar)."""
     device = pick_device(str(cfg["device"]))
     engine_dist.init_from_env(device)
     is_main = distributed.rank() == 0
@@ -100,7 +105,8 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True) -
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method.parameter_groups(), cfg)
 
-    callbacks = make_callbacks(cfg, method, splits, device, folder, state, progress) if is_main else []
+    own = list(callbacks(method)) if callbacks is not None else []
+    callbacks = [*own, *make_callbacks(cfg, method, splits, device, folder, state, progress)] if is_main else []
     record = run_record(cfg, method, device, distributed.world_size())
     if is_main:
         dump_config(cfg, folder.config_path, record)

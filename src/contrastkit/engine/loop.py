@@ -50,6 +50,7 @@ class StepInfo:
     lr: float
     samples_per_s: float
     values: dict[str, float]
+    elapsed_s: float = 0.0  # training time on the loop's clock (a resumed run's earlier time included)
     row: Optional[dict[str, Any]] = None
     status: str = ""
 
@@ -231,14 +232,15 @@ def fit(method: nn.Module, train: Dataset, optimizer: torch.optim.Optimizer, pla
                 dt = time.perf_counter() - t0
                 # the budget may move the end (or make this step the last) before this step is logged
                 first_plan = not planner.planned
-                new_total = planner.update(step, elapsed_before + time.perf_counter() - start_time, total_steps)
+                elapsed = elapsed_before + time.perf_counter() - start_time
+                new_total = planner.update(step, elapsed, total_steps)
                 if first_plan and planner.planned:
                     warmup = warmup_steps(plan, steps_per_epoch, new_total)
                 total_steps = new_total
                 ips = 0.9 * ips + 0.1 * (batch_size / dt) if ips else batch_size / dt
                 info = StepInfo(step=step, total_steps=total_steps, epoch=epoch + (i + 1) / steps_per_epoch,
                                 loss=float(loss.detach()), lr=lr, samples_per_s=ips,
-                                values={k: float(v) for k, v in out.items() if k != "loss"})
+                                values={k: float(v) for k, v in out.items() if k != "loss"}, elapsed_s=elapsed)
                 if step % max(1, int(plan.log_every)) == 0 or step == total_steps:
                     info.row = {"step": step, "epoch": info.epoch, "loss": info.loss, "lr": lr,
                                 "img_per_s": ips, **info.values}
