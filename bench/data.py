@@ -9,7 +9,11 @@
 2. A file larger than `--large-gb` GiB, streamed for `--large-minutes` minutes: the process's anonymous memory
    (RssAnon: heap, tensors — not the page cache, which the kernel reclaims) sampled every 0.2 s; its peak is the
    bound that matters on a machine whose memory the file exceeds.
-3. `--photos N`: a folder of N generated JPEGs of mixed sizes (640x480 to 4000x3000) and modes, with a few corrupt
+3. `--epoch-gb G --memory-limit-gb M`: one full epoch over a generated file of G GiB, in a child process whose
+   memory (anonymous + page cache, a cgroup v1/v2 memory limit; needs root) is limited to M GiB; first the same
+   settings on a 256 MiB file in memory for `--large-minutes` in this process (the reference img/s). Prints both
+   img/s, the epoch's peak RssAnon, the cgroup's peak usage and how often it hit the limit.
+4. `--photos N`: a folder of N generated JPEGs of mixed sizes (640x480 to 4000x3000) and modes, with a few corrupt
    files: the decode (and cache build) rate with 1 and 2 decoding threads, then the time a second load takes
    from the cache.
 """
@@ -18,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -61,13 +68,109 @@ def write_images(path: Path, n: int, size: int, chunk: int = 20_000) -> None:
     del out
 
 
-def run(path: Path, stream: bool, minutes: float, out: Path) -> tuple[float, int]:
-    cfg = resolve_config({"data": str(path), "stream": stream, "minutes": minutes, "batch_size": 256,
-                          "evaluate": False, "monitor_every": 0, "log_every": 5, "out": str(out)})
+def run(path: Path, stream: bool, minutes: float | None, out: Path, **extra) -> tuple[float, int]:
+    budget = {"minutes": minutes} if minutes else {"epochs": 1}
+    cfg = resolve_config({"data": str(path), "stream": stream, **budget, "batch_size": 256,
+                          "evaluate": False, "monitor_every": 0, "log_every": 5, "out": str(out), **extra})
     result = train(cfg, progress=False)
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     ips = statistics.median(float(r["img_per_s"]) for r in rows[len(rows) // 2:])
     return ips, result.steps
+
+
+# The full-epoch part trains a small encoder so that reading the data, not the model, sets the pace.
+EPOCH_SETTINGS = {"encoder": "convnet", "encoder_kwargs": {"width": 8}, "proj_hidden_dim": 64, "proj_dim": 32}
+
+
+def drop_from_page_cache(path: Path) -> None:
+    """Evict the file's pages (written by this process) so the epoch reads them from disk, charged to its cgroup."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+class MemoryCgroup:
+    """A child memory cgroup of this process's own (v2: memory.max; v1: memory.limit_in_bytes), removed on exit."""
+
+    def __init__(self, limit_bytes: int):
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        v1 = [ln.split(":", 2)[2] for ln in lines if ln.split(":")[1] == "memory"]
+        if v1:
+            self.v2, base = False, Path("/sys/fs/cgroup/memory") / v1[0].lstrip("/")
+        else:
+            self.v2, base = True, Path("/sys/fs/cgroup") / lines[0].split(":", 2)[2].lstrip("/")
+        self.path = base / f"contrastkit-bench-{os.getpid()}"
+        self.path.mkdir()
+        (self.path / ("memory.max" if self.v2 else "memory.limit_in_bytes")).write_text(str(limit_bytes))
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def report(self) -> str:
+        if self.v2:
+            peak = self.path / "memory.peak"
+            events = dict(ln.split() for ln in (self.path / "memory.events").read_text().splitlines())
+            return (f"cgroup peak {int(peak.read_text()) / 2**20:.0f} MiB, " if peak.exists() else "") + \
+                   f"limit hit {events.get('max', '?')} times, OOM kills {events.get('oom_kill', '?')}"
+        peak = int((self.path / "memory.max_usage_in_bytes").read_text())
+        fails = (self.path / "memory.failcnt").read_text().strip()
+        return f"cgroup peak usage {peak / 2**20:.0f} MiB (RSS + page cache), limit hit {fails} times"
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError as e:
+            print(f"note: could not remove {self.path}: {e}")
+
+
+def epoch_child(large: Path, tmp: Path) -> None:
+    """In the limited process: one streamed epoch over the large file, RssAnon sampled."""
+    peak = PeakAnon()
+    peak.start()
+    t0 = time.perf_counter()
+    ips, steps = run(large, True, None, tmp / "streamed-epoch", **EPOCH_SETTINGS)
+    peak.stop = True
+    peak.join()
+    print(json.dumps({"img_per_s": ips, "steps": steps, "seconds": time.perf_counter() - t0,
+                      "peak_rss_anon_mib": peak.peak}), flush=True)
+
+
+def full_epoch(gb: float, limit_gb: float, size: int, minutes: float, tmp: Path) -> None:
+    small, large = tmp / "epoch-small.npy", tmp / "epoch-large.npy"
+    n_small = int(256 * 2**20 / (3 * size * size))
+    write_images(small, n_small, size)
+    n = int(gb * 2**30 / (3 * size * size))
+    t0 = time.perf_counter()
+    write_images(large, n, size)
+    drop_from_page_cache(large)
+    print(f"full epoch: {large.stat().st_size / 2**30:.2f} GiB ({n} images {size}x{size}), written in "
+          f"{time.perf_counter() - t0:.0f} s; reference file {small.stat().st_size / 2**20:.0f} MiB "
+          f"({n_small} images); process memory limited to {limit_gb:g} GiB", flush=True)
+    ips, steps = run(small, False, minutes, tmp / "in-memory", **EPOCH_SETTINGS)  # the reference: not limited
+    mem = {"img_per_s": ips}
+    print(f"  in memory ({small.stat().st_size / 2**20:.0f} MiB file, this process, not limited): {ips:.0f} img/s "
+          f"({steps} steps)", flush=True)
+    cg = MemoryCgroup(int(limit_gb * 2**30))
+    try:
+        child = subprocess.Popen([sys.executable, __file__, "--epoch-child", str(large), str(tmp)],
+                                 preexec_fn=lambda: cg.add(os.getpid()), stdout=subprocess.PIPE, text=True)
+        disk = None
+        for line in child.stdout:
+            print("  " + line.rstrip(), flush=True)
+            if line.startswith("{"):
+                disk = json.loads(line)
+        rc = child.wait()
+        print(f"  child exit status {rc}; {cg.report()}")
+    finally:
+        cg.remove()
+    if disk is not None:
+        print(f"full epoch of {n} images in {disk['seconds']:.0f} s ({disk['steps']} steps): "
+              f"{disk['img_per_s']:.0f} img/s, {disk['img_per_s'] / mem['img_per_s']:.3f}x the in-memory "
+              f"{mem['img_per_s']:.0f} img/s; peak RssAnon {disk['peak_rss_anon_mib']:.0f} MiB; "
+              f"file / memory limit = {gb / limit_gb:.1f}")
 
 
 def write_photos(folder: Path, n: int) -> None:
@@ -119,8 +222,16 @@ def main() -> None:
     ap.add_argument("--large-gb", type=float, default=3.0)
     ap.add_argument("--large-minutes", type=float, default=1.0)
     ap.add_argument("--photos", type=int, default=0, help="also the photo-folder part with this many JPEGs")
+    ap.add_argument("--epoch-gb", type=float, default=0, help="only the full-epoch part, over a file of this size")
+    ap.add_argument("--memory-limit-gb", type=float, default=1.0, help="the full-epoch process's memory limit")
+    ap.add_argument("--epoch-size", type=int, default=64, help="image side of the full-epoch part")
+    ap.add_argument("--epoch-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.epoch_child:
+        return epoch_child(Path(args.epoch_child[0]), Path(args.epoch_child[1]))
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
+    if args.epoch_gb:
+        return full_epoch(args.epoch_gb, args.memory_limit_gb, args.epoch_size, args.large_minutes, tmp)
     if args.photos:
         photos(args.photos, tmp)
 

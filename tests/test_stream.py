@@ -30,10 +30,27 @@ def test_streamed_splits_are_the_in_memory_splits(images):
     mem = load_data(str(images), {"stream": False, "seed": 3})
     disk = load_data(str(images), {"stream": True, "seed": 3})
     assert isinstance(disk.train, StreamingDataset) and isinstance(disk.train.x, Rows)
-    assert disk.info.shape == mem.info.shape == (3, 12, 12) and disk.info.mean == mem.info.mean
+    assert disk.info.shape == mem.info.shape == (3, 12, 12)
+    # statistics from exact integer sums in chunks: the in-memory float64 ones to rounding
+    assert disk.info.mean == pytest.approx(mem.info.mean, rel=1e-12)
+    assert disk.info.std == pytest.approx(mem.info.std, rel=1e-12)
     assert torch.equal(disk.train.x[:], mem.train.x) and torch.equal(disk.test.x[:], mem.test.x)
     index = torch.tensor([7, 2, 200, 2, 0])  # unsorted, repeated: read sorted, returned in the asked order
     assert torch.equal(disk.train.batch(index).x, mem.train.x[index])
+
+
+def test_channel_stats_in_small_chunks_match_the_in_memory_statistics():
+    from contrastkit.data.images import _channel_stats
+    from contrastkit.data.stream import channel_stats
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (700, 3, 9, 9), dtype=np.uint8)
+    a[:, 1] //= 4  # channels that differ
+    rows = Rows(a, np.arange(700)[::-1].copy(), False)  # in split order, not file order
+    mean, std = channel_stats(rows, n=500, chunk_bytes=1000)  # 4 rows per chunk: many partial sums
+    ref_mean, ref_std = _channel_stats(rows[:500])
+    assert mean == pytest.approx(ref_mean, rel=1e-12) and std == pytest.approx(ref_std, rel=1e-12)
+    assert mean[1] < 0.2 < mean[0]
 
 
 def test_a_streamed_run_trains_the_same_weights_as_in_memory(images, tmp_path):

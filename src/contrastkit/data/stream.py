@@ -6,7 +6,8 @@ machine's memory, at least 1 GiB); `--stream true` always, `false` never. A stre
 * keeps the file memory-mapped (`np.load(mmap_mode="r")`): pages come from the page cache, the process's own
   (anonymous) memory holds one batch at a time;
 * splits off the seeded `test_fraction` by row ids, like the in-memory loader (same rows, same order);
-* computes the normalisation statistics on the first 10,000 training rows, as the in-memory loader does;
+* computes the normalisation statistics on the first 10,000 training rows, as the in-memory loader does, but in
+  chunks with exact integer sums (the in-memory loader's float64 copy of 10,000 64×64 RGB images is 1 GiB);
 * reads each batch with its rows sorted (sequential reads), in a background thread while the previous step
   trains (`Dataset.prefetch`);
 * is evaluated on at most `EVAL_ROWS` training and test rows (a seeded sample), so evaluation is bounded too.
@@ -17,6 +18,7 @@ be memory-mapped: save the images as `.npy`).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -117,9 +119,30 @@ class StreamingDataset(Dataset):
         return StreamingDataset(self.x.subset(keep), y, self.info, self.device)
 
 
-def load_streamed_images(path: Path, cfg: dict[str, Any]) -> DataSplits:
-    from .images import _channel_stats
+def channel_stats(rows: "Rows", n: int = 10_000, chunk_bytes: int = 1 << 24) -> tuple[tuple, tuple]:
+    """Per-channel mean/std in [0, 1] units of the first `n` rows, read `chunk_bytes` at a time: exact integer
+    sums, so the result is the in-memory loader's (`images._channel_stats`) to rounding, in bounded memory."""
+    n = min(n, len(rows))
+    c = rows.shape[1]
+    per_row = int(np.prod(rows.shape[1:]))
+    step = max(1, chunk_bytes // per_row)
+    s, ss = [0] * c, [0] * c
+    for i in range(0, n, step):
+        block = rows[i : min(n, i + step)].numpy()
+        for ch in range(c):
+            v = block[:, ch].astype(np.int64)
+            s[ch] += int(v.sum())
+            ss[ch] += int((v * v).sum())
+    count = n * per_row // c
+    mean = tuple(si / count / 255.0 for si in s)
+    if count < 2:
+        return mean, (1.0,) * c
+    std = tuple(max(1e-3, math.sqrt((ssi * count - si * si) / (count * (count - 1))) / 255.0)
+                for si, ssi in zip(s, ss))
+    return mean, std
 
+
+def load_streamed_images(path: Path, cfg: dict[str, Any]) -> DataSplits:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:
@@ -135,7 +158,7 @@ def load_streamed_images(path: Path, cfg: dict[str, Any]) -> DataSplits:
                                "training images")
     order = np.random.default_rng(int(cfg.get("seed", 0))).permutation(n)  # the in-memory loader's split
     train_rows, test_rows = Rows(array, order[n_test:], nhwc), Rows(array, order[:n_test], nhwc)
-    mean, std = _channel_stats(train_rows[: min(10_000, len(train_rows))])
+    mean, std = channel_stats(train_rows)
     info = DataInfo(name=path.stem, kind="image", shape=tuple(train_rows.shape[1:]), mean=mean, std=std,
                     extra={"streamed": True})
     return DataSplits(StreamingDataset(train_rows, None, info), StreamingDataset(test_rows, None, info))
