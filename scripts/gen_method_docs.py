@@ -52,6 +52,13 @@ FORMULA: dict[str, tuple[str, str]] = {
              "anomaly score −cos(f(x), c)",
              "Wilkie et al., CLAN: contrastive learning with augmented negatives for network intrusion detection "
              "(jackwilkie/CLAN)"),
+    "scarf": ("NT-Xent(f(x), f(x̃)) with x̃ = x with ⌊c·M⌋ features replaced by the same column of random training "
+              "rows (SimCLR's objective, SCARF's views and Adam recipe)",
+              "Bahri et al., SCARF: Self-Supervised Contrastive Learning using Random Feature Corruption, ICLR 2022"),
+    "csi": ("NT-Xent over the 2B instances [x; s(x)], s = CLAN's feature replacement (shifted copies are extra "
+            "negatives), views = Gaussian noise; anomaly score: kNN distance in the embedding (+ raw kNN)",
+            "Tack et al., CSI: Novelty Detection via Contrastive Learning on Distributionally Shifted Instances, "
+            "NeurIPS 2020"),
     "scgc": ("L_NC = −(1/n) Σ_i log Σ_j A_r[i,j] exp(τ S_ij) / Σ_j exp(τ S_ij), A_r = Â^r, S = cosine "
              "similarities; + β KL(P‖Q) clustering term",
              "Kulatilleke, Portmann & Chandra, SCGC: Self-Supervised Contrastive Graph Clustering, 2022 "

@@ -105,10 +105,14 @@ def test_protocol_mixture_is_the_mean_of_standardised_embedding_and_raw_knn():
     with torch.no_grad():
         e_tr, e_te = enc(splits.train.x).numpy(), enc(splits.test.x).numpy()
     n = len(x_tr)
-    emb = brute_standardize(brute_knn(e_tr, e_te, 5, "cosine"), brute_knn(e_tr, e_tr, 5, "cosine", range(n)))
+    emb = brute_standardize(brute_knn(e_tr, e_te, 5, "euclidean"), brute_knn(e_tr, e_tr, 5, "euclidean", range(n)))
+    nrm = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    c = nrm(nrm(e_tr).mean(0))
+    cen = brute_standardize(-(nrm(e_te) @ c), -(nrm(e_tr) @ c))
     raw = brute_standardize(brute_knn(x_tr, x_te, 5, "euclidean"), brute_knn(x_tr, x_tr, 5, "euclidean", range(n)))
     y = splits.test.y.numpy()
     assert got[("m", "knn-5+raw")]["auroc"] == pytest.approx(roc_auc_score(y, (emb + raw) / 2), abs=1e-9)
+    assert got[("m", "centroid+raw")]["auroc"] == pytest.approx(roc_auc_score(y, (cen + raw) / 2), abs=1e-9)
     assert ("raw features", "lof-20") in got and ("isolation forest", "iforest") in got
 
 

@@ -8,11 +8,15 @@ average_precision_score) and the seconds it took:
     <method>      centroid   −cos(h, c), c = mean normalised embedding of normal training rows; with centroid="raw"
                              (a method whose class sets `anomaly_centroid = "raw"`: CLAN, METHODS §14) the raw mean
     <method>      knn-k      1 − mean cosine similarity to the k nearest normal training embeddings
-    <method>      knn-k+raw  the mean of two standardised scores: knn-k in the embedding and raw kNN-k distance
-                             (below); each is standardised by the normal training rows' own leave-one-out
-                             scores ((s − median) / IQR, on up to 4,096 seeded training rows; anomaly.py)
-    random init   centroid / knn-k / knn-k+raw   the same (same centroid), for a freshly initialised encoder of
-                                     the same architecture
+    <method>      centroid+raw  the mean of two standardised scores: the centroid score above and raw kNN-k distance
+                             (below); each score is standardised by the normal training rows' own scores
+                             ((s − median) / IQR; kNN scores leave the row itself out; on up to 4,096 seeded
+                             training rows; anomaly.py)
+    <method>      knn-k+raw  the same mixture of mean EUCLIDEAN distance to the k nearest normal training
+                             embeddings (unnormalised: an embedding's length says how far out a row is, which
+                             cosine discards) and raw kNN-k distance
+    random init   centroid / knn-k / centroid+raw / knn-k+raw   the same (same centroid), for a freshly initialised
+                                     encoder of the same architecture
     isolation forest  iforest        sklearn IsolationForest(n_estimators=100, random_state=seed) on the table x
     raw features  lof-20     sklearn LocalOutlierFactor(n_neighbors=min(20, n − 1), novelty=True) on the table x
     raw features  knn-k      mean Euclidean distance to the k nearest normal training rows of the table x
@@ -126,11 +130,20 @@ def anomaly_protocol(
                                      centroid=centroid, **kwargs)
             rows.append({"model": name, "scorer": scorer, **anomaly_metrics(s, is_anomaly, classes),
                          "seconds": t_embed + time.perf_counter() - t1})
-        if n_tr >= 2:  # the mixture needs leave-one-out neighbours
+        if n_tr < 2:  # the mixtures need leave-one-out neighbours
+            return
+        for scorer in ("centroid+raw", f"knn-{kk}+raw"):
             t1 = time.perf_counter()
-            emb = standardize_scores(knn_scores(tr, te, k=kk), loo_knn_scores(tr, k=kk_loo, rows=ref))
+            if scorer == "centroid+raw":  # a training row's centroid score (c holds it with weight 1/n)
+                emb = standardize_scores(anomaly_score_values(tr, te, "centroid", centroid=centroid),
+                                         anomaly_score_values(tr, tr[torch.as_tensor(ref)], "centroid",
+                                                              centroid=centroid))
+            else:
+                # Euclidean, not cosine: the embedding's length carries "how far out" a row is (docs/anomaly.md)
+                emb = standardize_scores(knn_scores(tr, te, k=kk, metric="euclidean"),
+                                         loo_knn_scores(tr, k=kk_loo, metric="euclidean", rows=ref))
             s = (emb + raw_standardised()) / 2.0
-            rows.append({"model": name, "scorer": f"knn-{kk}+raw", **anomaly_metrics(s, is_anomaly, classes),
+            rows.append({"model": name, "scorer": scorer, **anomaly_metrics(s, is_anomaly, classes),
                          "seconds": t_embed + time.perf_counter() - t1 + raw_mix["seconds"]})
 
     score_encoder(method_name or "encoder", encoder)

@@ -18,7 +18,7 @@ def create_method(cfg, info, train) -> Method:
 # Importing the modules registers the methods.
 import importlib as _importlib  # noqa: E402
 
-for _name in ("simclr", "supcon", "clan", "moco", "byol", "simsiam", "directpred", "sogclr", "clip", "scgc", "grace",
+for _name in ("simclr", "scarf", "csi", "supcon", "clan", "moco", "byol", "simsiam", "directpred", "sogclr", "clip", "scgc", "grace",
               "ts2vec"):
     try:
         _importlib.import_module(f".{_name}", __name__)
