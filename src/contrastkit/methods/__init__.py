@@ -18,8 +18,8 @@ def create_method(cfg, info, train) -> Method:
 # Importing the modules registers the methods.
 import importlib as _importlib  # noqa: E402
 
-for _name in ("simclr", "scarf", "csi", "supcon", "clan", "moco", "byol", "simsiam", "directpred", "sogclr", "clip", "scgc", "grace",
-              "ts2vec"):
+for _name in ("simclr", "scarf", "csi", "supcon", "clan", "moco", "byol", "simsiam", "directpred", "sogclr", "clip",
+              "scgc", "grace", "ts2vec"):
     try:
         _importlib.import_module(f".{_name}", __name__)
     except ModuleNotFoundError as _e:  # a method module not written yet
