@@ -8,6 +8,7 @@ device for tensors) and labels as integer-like arrays. Checks happen here, at th
 from __future__ import annotations
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Optional
 
 import numpy as np
@@ -141,3 +142,118 @@ def single_thread_if_small(n_elements: int, threshold: int = SMALL_WORK_ELEMENTS
             yield
     finally:
         torch.set_num_threads(prev)
+
+
+# --- progress --------------------------------------------------------------------------------------------------
+# Each protocol function (embedding, kNN, linear probe, k-means, ...) opens one `progress_task` while it works and
+# advances it as chunks, iterations or epochs finish. Nothing is shown unless a caller installed a reporter with
+# `evaluation_progress` (the end-of-run evaluation and `contrastkit evaluate` do, on a terminal only), so the
+# functions stay silent and cost nothing when used as a library.
+
+class ProgressTask:
+    """What a protocol advances; the no-op base is what it gets when no reporter is installed."""
+
+    def advance(self, n: float = 1) -> None:
+        pass
+
+    def set_total(self, total: Optional[float]) -> None:
+        pass
+
+
+_NO_TASK = ProgressTask()
+_REPORTER: ContextVar[Optional["ProgressReporter"]] = ContextVar("contrastkit_evaluation_progress", default=None)
+_LABEL: ContextVar[str] = ContextVar("contrastkit_evaluation_label", default="")
+
+
+class ProgressReporter:
+    """Receives the tasks of the protocols; `start(description, total)` returns the task they advance."""
+
+    def start(self, description: str, total: Optional[float]) -> ProgressTask:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finish(self, task: ProgressTask) -> None:
+        pass
+
+
+@contextmanager
+def progress_task(description: str, total: Optional[float] = None):
+    """A task line of the installed reporter (prefixed with the current `progress_label`), marked done at exit."""
+    reporter = _REPORTER.get()
+    if reporter is None:
+        yield _NO_TASK
+        return
+    label = _LABEL.get()
+    task = reporter.start(f"{label}: {description}" if label else description, total)
+    try:
+        yield task
+    finally:
+        reporter.finish(task)
+
+
+@contextmanager
+def progress_label(label: str):
+    """Name what the tasks inside are about (e.g. "encoder", "random init", "raw input")."""
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
+
+
+@contextmanager
+def reporting_to(reporter: Optional[ProgressReporter]):
+    """Install `reporter` for the protocols run inside the block (None: silence)."""
+    token = _REPORTER.set(reporter)
+    try:
+        yield reporter
+    finally:
+        _REPORTER.reset(token)
+
+
+class _RichTask(ProgressTask):
+    def __init__(self, progress, task_id):
+        self.progress, self.id = progress, task_id
+
+    def advance(self, n: float = 1) -> None:
+        self.progress.advance(self.id, n)
+
+    def set_total(self, total: Optional[float]) -> None:
+        self.progress.update(self.id, total=total)
+
+
+class RichReporter(ProgressReporter):
+    """One line per task: description, bar (a pulse while the total is unknown), done/total, elapsed time.
+    Finished lines stay, so the output ends with where the evaluation's time went."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("  {task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console)
+
+    def start(self, description: str, total: Optional[float]) -> ProgressTask:
+        return _RichTask(self.progress, self.progress.add_task(description, total=total))
+
+    def finish(self, task: ProgressTask) -> None:
+        t = self.progress.tasks[[x.id for x in self.progress.tasks].index(task.id)]
+        total = t.total if t.total is not None else max(1.0, t.completed)
+        self.progress.update(task.id, total=total, completed=total)
+        self.progress.stop_task(task.id)  # its elapsed time stops here
+
+
+@contextmanager
+def evaluation_progress(enabled: Optional[bool] = None, title: str = "evaluating", console=None):
+    """Per-protocol progress lines on `console` (default: stderr) while the block runs, when it is a terminal;
+    nothing at all when `enabled` is False (e.g. `progress=False`) or the output is not a terminal."""
+    if enabled is not False and console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    if enabled is False or not console.is_terminal:
+        with reporting_to(None):
+            yield None
+        return
+    reporter = RichReporter(console)
+    console.print(f"[bold]{title}[/bold]")
+    with reporter.progress, reporting_to(reporter):
+        yield reporter

@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score
 
 from ..errors import ContrastkitError
-from ._common import as_embedding, as_labels, normalize, single_thread_if_small
+from ._common import as_embedding, as_labels, normalize, progress_task, single_thread_if_small
 
 __all__ = ["cluster_scores", "clustering_accuracy", "hungarian_map", "kmeans_labels"]
 
@@ -71,9 +71,12 @@ def kmeans_labels(emb: Any, n_clusters: int, *, normalize_emb: bool = True, seed
                                f"({x.shape[0]})")
     if x.shape[0] > minibatch_above:
         km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=n_init, batch_size=4096)
+        kind = "mini-batch k-means"
     else:
         km = KMeans(n_clusters=n_clusters, random_state=seed, n_init=n_init)
-    with single_thread_if_small(x.size):
+        kind = "k-means"
+    with progress_task(f"clustering: {kind}, {n_clusters} clusters, {x.shape[0]:,} rows"), \
+            single_thread_if_small(x.size):
         return km.fit_predict(x)
 
 

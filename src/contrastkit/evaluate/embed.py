@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ContrastkitError
+from ._common import progress_task
 
 __all__ = ["embed"]
 
@@ -26,7 +27,8 @@ def embed(
     off (lightly PR #1444) — and every submodule's previous train/eval flag is restored
     afterwards, even on error. Each chunk of `batch_size` rows is moved to `device` (default: the encoder's
     parameter device), passed through `preprocess` (e.g. uint8 → normalised float; identity when None) and
-    the encoder; outputs with more than two dims are flattened.
+    the encoder; outputs with more than two dims are flattened. The output is allocated once (n × d fp32) and
+    filled chunk by chunk, so the peak is the embeddings plus one chunk, not twice the embeddings.
     """
     if batch_size < 1:
         raise ContrastkitError(f"batch_size={batch_size}: must be >= 1")
@@ -41,15 +43,20 @@ def embed(
         device = p.device if p is not None else torch.device("cpu")
     modes = [(m, m.training) for m in encoder.modules()]
     encoder.eval()
+    n = x.shape[0]
     try:
-        outs = []
-        for s in range(0, x.shape[0], batch_size):
-            xb = x[s : s + batch_size].to(device, non_blocking=True)
-            if preprocess is not None:
-                xb = preprocess(xb)
-            h = encoder(xb)
-            outs.append(h.flatten(1).float().cpu())
-        return torch.cat(outs)
+        out = None
+        with progress_task(f"embedding {n:,} rows", total=n) as task:
+            for s in range(0, n, batch_size):
+                xb = x[s : s + batch_size].to(device, non_blocking=True)
+                if preprocess is not None:
+                    xb = preprocess(xb)
+                h = encoder(xb).flatten(1)
+                if out is None:
+                    out = torch.empty((n, h.shape[1]), dtype=torch.float32)
+                out[s : s + h.shape[0]].copy_(h)
+                task.advance(h.shape[0])
+        return out
     finally:
         for m, mode in modes:
             m.training = mode

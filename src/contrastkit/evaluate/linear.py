@@ -8,7 +8,9 @@ same machine and thread count). The objective is
     mean cross-entropy + weight_decay / 2 · ||W||²      (bias not penalised)
 
 `method="sgd"` trains the same model by mini-batch SGD (momentum 0.9, cosine schedule, seeded shuffling) for
-sets too large for full-batch passes. This is the cheap offline probe used for monitoring and reports; the
+sets too large for full-batch passes: each mini-batch is standardised as it is drawn, so the memory is the
+embeddings plus one batch (L-BFGS keeps a standardised copy and its gradient buffers). `method="auto"` (the
+default) is L-BFGS up to `LBFGS_MAX_ELEMENTS` training values (n × d; 2**25, e.g. 262,144 × 128) and SGD above. This is the cheap offline probe used for monitoring and reports; the
 anchors' 90–100-epoch SGD probes on augmented images (lightly, MoCo) are a different, slower protocol.
 """
 
@@ -22,9 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ContrastkitError
-from ._common import as_embedding, as_label_pair, as_labels, pick_device, single_thread_if_small
+from ._common import (as_embedding, as_label_pair, as_labels, pick_device, progress_task,
+                      single_thread_if_small)
 
-__all__ = ["LinearProbe", "fit_linear_probe", "linear_probe"]
+__all__ = ["LinearProbe", "fit_linear_probe", "linear_probe", "LBFGS_MAX_ELEMENTS"]
+
+# method="auto": full-batch L-BFGS up to this many training values (n × d), mini-batch SGD above.
+LBFGS_MAX_ELEMENTS = 1 << 25
 
 
 class LinearProbe(nn.Module):
@@ -48,7 +54,7 @@ class LinearProbe(nn.Module):
         return torch.cat([self(x[s : s + chunk_size]).argmax(1) for s in range(0, x.shape[0], chunk_size)])
 
 
-def _lbfgs(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, max_iter: int):
+def _lbfgs(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, max_iter: int, task):
     d = x.shape[1]
     w = torch.zeros(c, d, device=x.device, requires_grad=True)
     b = torch.zeros(c, device=x.device, requires_grad=True)
@@ -60,6 +66,7 @@ def _lbfgs(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, max_it
         opt.zero_grad(set_to_none=False)
         loss = F.cross_entropy(torch.addmm(b, x, w.t()), y) + 0.5 * weight_decay * (w * w).sum()
         loss.backward()
+        task.advance(1)
         return loss
 
     opt.step(closure)
@@ -67,7 +74,8 @@ def _lbfgs(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, max_it
 
 
 def _sgd(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, epochs: int, lr: float,
-         batch_size: int, seed: int):
+         batch_size: int, seed: int, mean: torch.Tensor, std: torch.Tensor, task):
+    """Mini-batch SGD on (x − mean) / std, each batch standardised as it is drawn."""
     n, d = x.shape
     w = torch.zeros(c, d, device=x.device, requires_grad=True)
     b = torch.zeros(c, device=x.device, requires_grad=True)
@@ -82,11 +90,12 @@ def _sgd(x: torch.Tensor, y: torch.Tensor, c: int, weight_decay: float, epochs: 
         perm = torch.randperm(n, generator=g).to(x.device)
         for s in range(0, n, batch_size):
             idx = perm[s : s + batch_size]
-            loss = F.cross_entropy(torch.addmm(b, x[idx], w.t()), y[idx])
+            loss = F.cross_entropy(torch.addmm(b, (x[idx] - mean) / std, w.t()), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+        task.advance(1)
     return w.detach(), b.detach()
 
 
@@ -94,7 +103,7 @@ def fit_linear_probe(
     train_emb: Any,
     train_y: Any,
     *,
-    method: Literal["lbfgs", "sgd"] = "lbfgs",
+    method: Literal["auto", "lbfgs", "sgd"] = "auto",
     weight_decay: float = 1e-4,
     max_iter: int = 100,
     epochs: int = 10,
@@ -107,12 +116,12 @@ def fit_linear_probe(
     """Fit the probe on (train_emb, train_y) and return it as a `LinearProbe` module.
 
     lbfgs: `max_iter` L-BFGS iterations on the full batch (stops earlier only when the gradient or the loss
-    change falls below tolerance). sgd: `epochs` passes of mini-batch SGD with `lr` (cosine to 0),
+    change falls below tolerance). auto: lbfgs up to LBFGS_MAX_ELEMENTS training values, sgd above. sgd: `epochs` passes of mini-batch SGD with `lr` (cosine to 0),
     `batch_size`, shuffling seeded by `seed`.
     """
-    if method not in ("lbfgs", "sgd"):
-        raise ContrastkitError(f"method={method!r}: use 'lbfgs' (full batch, default) "
-                               f"or 'sgd' (very large sets)")
+    if method not in ("auto", "lbfgs", "sgd"):
+        raise ContrastkitError(f"method={method!r}: use 'auto' (default), 'lbfgs' (full batch) "
+                               f"or 'sgd' (mini-batches, very large sets)")
     if weight_decay < 0:
         raise ContrastkitError(f"weight_decay={weight_decay}: must be >= 0")
     dev = torch.device(device) if device is not None else pick_device(train_emb)
@@ -123,17 +132,21 @@ def fit_linear_probe(
     c = int(y.max()) + 1 if num_classes is None else int(num_classes)
     if c < 2:
         raise ContrastkitError("train_y: a linear probe needs at least two classes")
+    if method == "auto":
+        method = "lbfgs" if x.numel() <= LBFGS_MAX_ELEMENTS else "sgd"
     mean = x.mean(0)
     std = x.std(0, unbiased=False)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant features: leave unscaled
-    xs = (x - mean) / std
     # thread policy by the work of one solver step: the full batch for L-BFGS, one mini-batch for SGD
     step_work = x.numel() if method == "lbfgs" else min(batch_size, x.shape[0]) * x.shape[1]
     with torch.enable_grad(), single_thread_if_small(step_work):
         if method == "lbfgs":
-            w, b = _lbfgs(xs, y, c, weight_decay, max_iter)
+            with progress_task(f"linear probe: L-BFGS on {x.shape[0]:,} rows (evaluations)",
+                               total=int(max_iter * 1.25) + 1) as task:
+                w, b = _lbfgs((x - mean) / std, y, c, weight_decay, max_iter, task)
         else:
-            w, b = _sgd(xs, y, c, weight_decay, epochs, lr, batch_size, seed)
+            with progress_task(f"linear probe: SGD on {x.shape[0]:,} rows (epochs)", total=epochs) as task:
+                w, b = _sgd(x, y, c, weight_decay, epochs, lr, batch_size, seed, mean, std, task)
     return LinearProbe(mean, std, w, b).to(dev)
 
 
@@ -143,7 +156,7 @@ def linear_probe(
     test_emb: Any,
     test_y: Any,
     *,
-    method: Literal["lbfgs", "sgd"] = "lbfgs",
+    method: Literal["auto", "lbfgs", "sgd"] = "auto",
     weight_decay: float = 1e-4,
     max_iter: int = 100,
     epochs: int = 10,

@@ -21,6 +21,7 @@ from torch import nn
 from ..data.base import DataInfo, DataSplits
 from ..data.stream import EVAL_ROWS, StreamingDataset
 from ..views import create_preprocess
+from ._common import evaluation_progress
 from .embed import embed
 from .protocol import EVALUATIONS, evaluation_table
 
@@ -44,14 +45,10 @@ def _registered(kind: str) -> bool:
     return kind in EVALUATIONS
 
 
-def evaluate_trained(*args, **kwargs) -> tuple[list[dict], dict]:
-    """`_evaluate` with a spinner and the elapsed time on a terminal (evaluation takes a minute on big sets)."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        return _evaluate(*args, **kwargs)
-    with console.status("evaluating the encoder next to its baselines (same split, same run) ..."):
+def evaluate_trained(*args, progress: Optional[bool] = None, **kwargs) -> tuple[list[dict], dict]:
+    """`_evaluate` with a progress line per protocol step (each embedding, kNN search, linear probe, clustering,
+    with its count and elapsed time) on a terminal; silent when `progress` is False or stderr is no terminal."""
+    with evaluation_progress(progress, "evaluating the encoder next to its baselines (same split, same run)"):
         return _evaluate(*args, **kwargs)
 
 

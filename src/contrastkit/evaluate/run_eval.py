@@ -12,6 +12,7 @@ from ..data import load_data
 from ..errors import ContrastkitError
 from ..run import load_encoder
 from ..views import create_preprocess
+from ._common import evaluation_progress, progress_label, progress_task
 from .embed import embed
 
 PROTOCOLS = ("knn", "linear", "cluster", "anomaly", "retrieval")
@@ -27,11 +28,19 @@ def _open(run: Path, data: str | None):
     return encoder, info, cfg, splits, preprocess
 
 
-def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> list[dict[str, Any]]:
+def evaluate_run(run: Path, protocols: list[str], data: str | None = None,
+                 progress: bool | None = None) -> list[dict[str, Any]]:
+    """Rows {"metric", "value"} of each protocol; a progress line per step on a terminal (not when `progress`
+    is False)."""
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad:
         raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
     encoder, info, cfg, splits, preprocess = _open(Path(run), data)
+    with evaluation_progress(progress, f"evaluating {Path(run).name}: {', '.join(protocols)}"):
+        return _evaluate_run(Path(run), protocols, encoder, info, cfg, splits, preprocess)
+
+
+def _evaluate_run(run: Path, protocols, encoder, info, cfg, splits, preprocess) -> list[dict[str, Any]]:
     if "anomaly" in protocols:
         from ..run import load_centroid, load_scoring_model, untrained_scoring_model
         from .anomaly_protocol import anomaly_protocol
@@ -48,7 +57,10 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
         return rows
     if splits.train.y is None or splits.test.y is None:
         raise ContrastkitError(f"--protocol {','.join(protocols)} needs labels, and {splits.info.name} has none")
-    tr, te = embed(encoder, splits.train.x, preprocess), embed(encoder, splits.test.x, preprocess)
+    with progress_label("train"):
+        tr = embed(encoder, splits.train.x, preprocess)
+    with progress_label("test"):
+        te = embed(encoder, splits.test.x, preprocess)
     ytr, yte = splits.train.y, splits.test.y
     if "knn" in protocols:
         from .knn import knn_accuracies
@@ -68,7 +80,8 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None) -> li
     if "retrieval" in protocols:
         from .retrieval import map_at_r
 
-        rows.append({"metric": "MAP@R (test vs test)", "value": map_at_r(te, yte)})
+        with progress_task(f"retrieval: MAP@R over {len(te):,} test rows"):
+            rows.append({"metric": "MAP@R (test vs test)", "value": map_at_r(te, yte)})
     return rows
 
 
