@@ -68,5 +68,5 @@ def test_streaming_refuses_what_it_cannot_map(tmp_path):
     with pytest.raises(ContrastkitError, match="streaming reads uint8 images"):
         load_data(str(tmp_path / "f.npy"), {"stream": True})
     np.savez(tmp_path / "z.npz", x=np.zeros((10, 3, 8, 8), dtype=np.uint8))
-    with pytest.raises(ContrastkitError, match="not a .npy file"):
+    with pytest.raises(ContrastkitError, match="neither a .npy file nor a .csv"):
         load_data(str(tmp_path / "z.npz"), {"stream": True})

@@ -54,10 +54,10 @@ def load_data(data: str, cfg: dict[str, Any] | None = None) -> DataSplits:
 
         return load_image_folder(path, cfg)
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
-    from .stream import load_streamed_images, wants_stream
+    from .stream import load_streamed, wants_stream
 
-    if wants_stream(path, cfg):  # a .npy larger than memory: read row by row
-        return load_streamed_images(path, cfg)
+    if wants_stream(path, cfg):  # a .npy or a table larger than memory: read from disk in rows / chunks
+        return load_streamed(path, cfg)
     loader = SUFFIX_LOADERS.get(suffix.lower())
     if loader is None:
         raise ContrastkitError(

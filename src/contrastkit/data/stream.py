@@ -1,4 +1,6 @@
-"""Images larger than memory: a `.npy` read row by row through a memory map, never whole.
+"""Data larger than memory: a `.npy` of images read row by row through a memory map, never whole; CSV/Parquet
+tables read in chunks into a float32 memory-mapped cache that streams the same way (data/table.py,
+`load_table_streamed`).
 
 `--stream auto` (the default) streams a `.npy` whose size is above `STREAM_AUTO_BYTES` (a quarter of the
 machine's memory, at least 1 GiB); `--stream true` always, `false` never. A streamed data set:
@@ -18,6 +20,7 @@ be memory-mapped: save the images as `.npy`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import mmap
 import os
@@ -41,31 +44,56 @@ def _memory_bytes() -> int:
 
 
 STREAM_AUTO_BYTES = max(1 << 30, _memory_bytes() // 4)
+# A CSV/Parquet table takes several times its file size once parsed (pandas objects, float64, then float32):
+# `auto` streams tables from a sixteenth of the memory (at least 256 MiB of file) on.
+TABLE_STREAM_AUTO_BYTES = max(256 << 20, _memory_bytes() // 16)
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def _is_table(path: Path) -> bool:
+    return path.name.lower().endswith(TABLE_SUFFIXES)
 
 
 def wants_stream(path: Path, cfg: dict[str, Any]) -> bool:
+    """Whether `path` is read from disk chunk by chunk: a .npy of images, or a CSV/Parquet table."""
     setting = cfg.get("stream", "auto")
     if setting in (True, "true"):
-        if path.suffix.lower() != ".npy":
-            raise ContrastkitError(f"--stream true: {path} is not a .npy file; only .npy arrays can be memory-mapped "
-                                   "(save the images with numpy.save)")
+        if path.suffix.lower() != ".npy" and not _is_table(path):
+            raise ContrastkitError(f"--stream true: {path} is neither a .npy file nor a .csv/.csv.gz/.parquet table; "
+                                   "only those stream (save images with numpy.save), or use --stream auto")
         return True
     if setting in (False, "false"):
         return False
     if setting not in (None, "auto"):
         raise ContrastkitError(f"--stream {setting!r}: use auto, true or false")
+    if _is_table(path):
+        return path.stat().st_size > TABLE_STREAM_AUTO_BYTES
     return path.suffix.lower() == ".npy" and path.stat().st_size > STREAM_AUTO_BYTES
 
 
-class Rows:
-    """Rows `ids` of a memory-mapped (N, C, H, W) uint8 array, read on demand as tensors. Supports what the
-    library does with `Dataset.x`: len, shape, ndim, slicing and indexing by a tensor of positions."""
+def load_streamed(path: Path, cfg: dict[str, Any]) -> DataSplits:
+    """The streamed loader of `path`: images from a .npy, or a table read in chunks into a float32 cache."""
+    if _is_table(path):
+        from .table import load_table_streamed
 
-    def __init__(self, array: np.ndarray, ids: np.ndarray, channels_last_file: bool):
+        return load_table_streamed(path, cfg)
+    return load_streamed_images(path, cfg)
+
+
+class Rows:
+    """Rows `ids` of a memory-mapped array — (N, C, H, W) uint8 images (stored NCHW or NHWC) or (N, F) float32
+    table features — read on demand as tensors. Supports what the library does with `Dataset.x`: len, shape,
+    ndim, slicing and indexing by a tensor of positions."""
+
+    def __init__(self, array: np.ndarray, ids: np.ndarray, channels_last_file: bool = False):
         self.array, self.ids, self.nhwc = array, np.asarray(ids, dtype=np.int64), channels_last_file
-        c, h, w = (array.shape[3], array.shape[1], array.shape[2]) if channels_last_file else array.shape[1:]
-        self.shape = torch.Size((len(self.ids), c, h, w))
-        self.ndim, self.dtype = 4, torch.uint8
+        if channels_last_file:
+            sample = (array.shape[3], array.shape[1], array.shape[2])
+        else:
+            sample = tuple(array.shape[1:])
+        self.shape = torch.Size((len(self.ids),) + tuple(sample))
+        self.ndim, self.dtype = len(self.shape), torch.from_numpy(np.empty(0, dtype=array.dtype)).dtype
+        self.device = torch.device("cpu")  # where read rows land
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,11 +101,21 @@ class Rows:
     def read(self, positions: np.ndarray) -> torch.Tensor:
         rows = self.ids[positions]
         order = np.argsort(rows, kind="stable")  # sorted reads: the disk (or page cache) sees sequential access
-        block = np.empty((len(rows),) + tuple(self.array.shape[1:]), dtype=np.uint8)
+        block = np.empty((len(rows),) + tuple(self.array.shape[1:]), dtype=self.array.dtype)
         block[order] = self.array[rows[order]]
         if self.nhwc:
             block = block.transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(block))
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def detach(self):
+        """Code that needs every row in memory at once meets this: a clear error instead of a silent full read."""
+        raise ContrastkitError(
+            f"this step needs the whole training split ({tuple(self.shape)}) in memory, and the data set is streamed "
+            "from disk because it is larger than memory (tables: SCARF views keep the training table as their "
+            "sampling pool — use --method clan); or use --stream false where it fits")
 
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):
@@ -86,7 +124,12 @@ class Rows:
             key = key.detach().cpu().numpy()
         if np.isscalar(key):
             return self.read(np.asarray([key]))[0]
-        return self.read(np.asarray(key, dtype=np.int64))
+        key = np.asarray(key)
+        if key.dtype == bool:  # a boolean mask over the rows
+            if key.shape != (len(self.ids),):
+                raise IndexError(f"boolean mask of shape {key.shape} for {len(self.ids)} rows")
+            key = np.flatnonzero(key)
+        return self.read(key.astype(np.int64))
 
     def subset(self, positions: np.ndarray) -> "Rows":
         return Rows(self.array, self.ids[positions], self.nhwc)
@@ -117,7 +160,15 @@ class StreamingDataset(Dataset):
             return self
         keep = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
         y = None if self.y is None else self.y[torch.as_tensor(keep)]
-        return StreamingDataset(self.x.subset(keep), y, self.info, self.device)
+        info = self.info
+        per_row = info.extra.get("class_ids")  # a test split's per-row class ids (anomaly tables) follow its rows
+        if per_row is not None and len(per_row) == len(self):
+            info = dataclasses.replace(info, extra={**info.extra, "class_ids": [per_row[i] for i in keep]})
+        return StreamingDataset(self.x.subset(keep), y, info, self.device)
+
+    def in_memory(self) -> Dataset:
+        """The rows read into an ordinary Dataset (for a sample small enough to hold)."""
+        return Dataset(self.x[:], self.y, self.info)
 
 
 def channel_stats(rows: "Rows", n: int = 10_000, chunk_bytes: int = 1 << 24) -> tuple[tuple, tuple]:

@@ -83,7 +83,7 @@ from ..errors import ContrastkitError
 from . import register_source, register_suffix
 from .base import DataInfo, DataSplits, Dataset
 
-__all__ = ["TableSchema", "load_table", "load_shuttle", "table_splits", "read_table"]
+__all__ = ["TableSchema", "load_table", "load_table_streamed", "load_shuttle", "table_splits", "read_table"]
 
 NUMERIC_FRACTION = 0.5  # a text column is numeric when at least this share of its non-missing values parse
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # x is float32: larger magnitudes would become inf
@@ -629,3 +629,296 @@ def load_shuttle(cfg: dict[str, Any]) -> DataSplits:
     sub = {"label_column": "anomaly", "anomaly_label": 1, "test_fraction": SHUTTLE_TEST_FRACTION,
            "seed": cfg.get("seed", 0), "impute": False, "drop_constant": False, "scaler": cfg.get("scaler")}
     return table_splits(df, sub, name="shuttle", train_source="shuttle", csv=(True, False))
+
+
+# ------------------------------------------------------------------------------------------------- streamed
+# Tables larger than memory (`stream: true`, or `auto` above data/stream.TABLE_STREAM_AUTO_BYTES) are read in
+# chunks of CHUNK_ROWS rows (pandas `chunksize` for CSV, pyarrow `iter_batches` for Parquet), never whole:
+#   pass 1  the label column alone (or the row count): labels, anomaly flags, the seeded split — the same rows
+#           as the in-memory loader;
+#   pass 2  every column, chunk by chunk: the same type and range checks, and the training rows' statistics
+#           (count, mean and sum of squared deviations merged chunk by chunk; min/max; the categories);
+#   pass 3  each chunk transformed with the fitted schema into a float32 (N, F) memory-mapped cache file,
+#           which then trains through the streaming path (data/stream.py: sorted reads, background prefetch).
+# Column kinds are inferred on the first chunk (a numeric column with text further down is still an error).
+# The cache (`cache_dir`/tables/<key>/) is reused by the next run on the same file and settings.
+CHUNK_ROWS = 65536
+
+
+def _chunks(path: Path, columns: Optional[list[str]] = None, chunk_rows: Optional[int] = None):
+    """DataFrames of at most `chunk_rows` rows, column names stripped as `read_table` strips them."""
+    chunk_rows = int(chunk_rows or CHUNK_ROWS)
+    try:
+        if path.name.lower().endswith(".parquet"):
+            try:
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise ContrastkitError(f"{str(path)!r}: reading Parquet needs pyarrow: pip install "
+                                       f"'contrastkit[parquet]' (or save the table as .csv)") from None
+            pf = pq.ParquetFile(path)
+            raw = {str(c).strip(): c for c in pf.schema_arrow.names}
+            cols = None if columns is None else [raw[c] for c in columns]
+            for batch in pf.iter_batches(batch_size=chunk_rows, columns=cols):
+                df = batch.to_pandas()
+                df.columns = [str(c).strip() for c in df.columns]
+                yield df
+        else:
+            raw = {str(c).strip(): c for c in pd.read_csv(path, nrows=0, skipinitialspace=True).columns}
+            cols = None if columns is None else [raw[c] for c in columns]
+            for df in pd.read_csv(path, skipinitialspace=True, chunksize=chunk_rows, usecols=cols):
+                df.columns = [str(c).strip() for c in df.columns]
+                yield df if cols is None else df[[str(c).strip() for c in cols]]
+    except ContrastkitError:
+        raise
+    except Exception as e:  # pandas / pyarrow parse errors, bad gzip, ...
+        raise ContrastkitError(f"cannot read table {str(path)!r}: {e}") from e
+
+
+def _header(path: Path) -> list[str]:
+    """Column names (stripped); repeated names are an error, as in `read_table`."""
+    try:
+        if path.name.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            names = [str(c).strip() for c in pq.ParquetFile(path).schema_arrow.names]
+        else:
+            names = [str(c).strip() for c in pd.read_csv(path, header=None, nrows=1, dtype=str,
+                                                          keep_default_na=False).iloc[0].tolist()]
+    except ImportError:
+        raise ContrastkitError(f"{str(path)!r}: reading Parquet needs pyarrow: pip install 'contrastkit[parquet]' "
+                               f"(or save the table as .csv)") from None
+    except Exception as e:
+        raise ContrastkitError(f"cannot read table {str(path)!r}: {e}") from e
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise ContrastkitError(f"table {str(path)!r} has duplicate column name(s) {dup}; rename them")
+    if not names:
+        raise ContrastkitError(f"table {str(path)!r} is empty (no columns)")
+    return names
+
+
+class _Moments:
+    """Count, mean, sum of squared deviations, min and max of a column, merged chunk by chunk (Chan et al.)."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2, self.lo, self.hi = 0, 0.0, 0.0, math.inf, -math.inf
+
+    def add(self, v: np.ndarray) -> None:
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return
+        nb, mb = v.size, float(v.mean())
+        m2b = float(((v - mb) ** 2).sum())
+        n = self.n + nb
+        delta = mb - self.mean
+        self.mean += delta * nb / n
+        self.m2 += m2b + delta * delta * self.n * nb / n
+        self.n = n
+        self.lo, self.hi = min(self.lo, float(v.min())), max(self.hi, float(v.max()))
+
+
+def _streamed_labels(path: Path, cfg: dict[str, Any], label: Optional[str], source: str):
+    """Pass 1: (n, y, class ids, extra, train rows, test rows) from the label column alone."""
+    seed = int(cfg.get("seed") or 0)
+    anomaly_label, normal_label = cfg.get("anomaly_label"), cfg.get("normal_label")
+    anomaly_mode = anomaly_label is not None or normal_label is not None
+    extra: dict[str, Any] = {}
+    y = class_ids = None
+    num_classes = None
+    if label is None:
+        n = sum(len(df) for df in _chunks(path, columns=[_header(path)[0]]))
+    else:
+        s = pd.concat([df[label] for df in _chunks(path, columns=[label])], ignore_index=True)
+        n = len(s)
+        miss = s.isna().to_numpy()
+        if miss.any():
+            row = int(np.flatnonzero(miss)[0])
+            raise ContrastkitError(f"{source}: label_column {label!r} is missing at row {row}; every row needs a "
+                                   f"label (or leave label_column unset)")
+        classes = _class_names([s])
+        code = {c: k for k, c in enumerate(classes)}
+        class_ids = np.array([code[_as_category(v)] for v in s.tolist()], dtype=np.int64)
+        extra.update(label_column=label, classes=classes)
+        if anomaly_mode:
+            targets = _as_list(anomaly_label if anomaly_label is not None else normal_label)
+            flags = _label_matches(s, targets)
+            if normal_label is not None:
+                flags = ~flags
+            if anomaly_label is not None and not flags.any():
+                raise ContrastkitError(f"anomaly_label={anomaly_label!r} never occurs in label_column {label!r}; "
+                                       f"its values are {classes[:20]}")
+            if normal_label is not None and flags.all():
+                raise ContrastkitError(f"normal_label={normal_label!r} never occurs in label_column {label!r}; "
+                                       f"its values are {classes[:20]}")
+            extra.update(anomaly_label=anomaly_label, normal_label=normal_label,
+                         anomaly_classes=[c for c in classes if _label_matches(pd.Series([c]), targets)[0]
+                                          != (normal_label is not None)])
+            y, num_classes = flags.astype(np.int64), 2
+        else:
+            y, num_classes = class_ids, len(classes)
+    fraction = float(cfg.get("test_fraction", 0.2) if cfg.get("test_fraction") is not None else 0.2)
+    if not 0.0 < fraction < 1.0:
+        raise ContrastkitError(f"test_fraction={fraction} must be between 0 and 1 (e.g. 0.2)")
+    if anomaly_mode:
+        normal_rows, anomalous = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    else:
+        normal_rows, anomalous = np.arange(n), np.array([], dtype=np.int64)
+    perm = np.random.default_rng(seed).permutation(normal_rows)  # the in-memory loader's split
+    n_test = int(round(fraction * len(perm)))
+    if n_test == 0 or n_test == len(perm):
+        raise ContrastkitError(f"test_fraction={fraction} leaves an empty split of {len(perm)} "
+                               f"{'normal ' if anomaly_mode else ''}rows; use more rows or another fraction")
+    train_rows, test_rows = np.sort(perm[n_test:]), np.sort(np.concatenate([perm[:n_test], anomalous]))
+    extra["split"] = {"test_fraction": fraction, "seed": seed,
+                      "rule": "seeded split of the normal rows; every anomaly in test" if anomaly_mode
+                      else "seeded random split"}
+    return n, y, class_ids, num_classes, extra, train_rows, test_rows
+
+
+def _streamed_schema(path: Path, cfg: dict[str, Any], features: list[str], kinds: dict[str, str],
+                     is_train: np.ndarray, source: str) -> TableSchema:
+    """Pass 2: type and range checks on every chunk; statistics and categories of the training rows."""
+    drop_constant = bool(cfg.get("drop_constant", False))
+    moments = {c: _Moments() for c, k in kinds.items() if k == "numeric"}
+    cats: dict[str, set] = {c: set() for c, k in kinds.items() if k == "categorical"}
+    start = 0
+    for df in _chunks(path, columns=features):
+        where = f"{source} (the chunk of rows from {start})"
+        frame = _parse(df, kinds, where, is_csv=False)
+        _check_range(frame, where, is_csv=False)
+        _check_missing(frame, where, is_csv=False)
+        mask = is_train[start : start + frame.n]
+        for c, m in moments.items():
+            m.add(frame.numeric[c][mask])
+        for c, s in cats.items():
+            s.update(x for x in frame.categorical[c][mask] if x is not None)
+        start += frame.n
+    numeric, categorical, dropped, mean, std, vocab = [], [], [], [], [], {}
+    fix = "remove the column, or set drop_constant: true to drop constant and all-missing columns"
+    for c, m in moments.items():
+        if m.n == 0 or m.lo == m.hi:
+            if drop_constant:
+                dropped.append(c)
+                continue
+            what = "all-missing" if m.n == 0 else f"constant (every value is {m.lo:g})"
+            raise ContrastkitError(f"{source}: column {c!r} is {what} in the training split, so it carries no "
+                                   f"information and cannot be standardised; {fix}")
+        numeric.append(c)
+        mean.append(m.mean)
+        std.append(math.sqrt(m.m2 / m.n))
+    for c, s in cats.items():
+        if len(s) <= 1:
+            if drop_constant:
+                dropped.append(c)
+                continue
+            what = "all-missing" if not s else f"constant (every value is {next(iter(s))!r})"
+            raise ContrastkitError(f"{source}: column {c!r} is {what} in the training split; {fix}")
+        categorical.append(c)
+        vocab[c] = sorted(str(x) for x in s)
+    if not numeric and not categorical:
+        raise ContrastkitError(f"{source}: no feature columns left (dropped: {dropped}); the table needs at "
+                               f"least one non-constant column besides the label")
+    return TableSchema(numeric, categorical, mean, std, vocab, {}, dropped, "standard", {})
+
+
+def _table_cache_key(path: Path, cfg: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    st = path.stat()
+    keys = ("label_column", "anomaly_label", "normal_label", "test_fraction", "seed", "drop_columns",
+            "categorical_columns", "drop_constant")
+    spec = {"path": str(path.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns, "chunk": CHUNK_ROWS,
+            "version": 1, **{k: cfg.get(k) for k in keys}}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def load_table_streamed(path: str | Path, cfg: dict[str, Any]) -> DataSplits:
+    """A CSV / Parquet table larger than memory → streamed DataSplits (see the comment above CHUNK_ROWS)."""
+    import json
+    import os
+
+    from .stream import Rows, StreamingDataset, _no_readahead
+
+    path = Path(path).expanduser()
+    source = f"{str(path)!r}"
+    if not path.exists():
+        raise ContrastkitError(f"table file {source} does not exist; check the path")
+    unsupported = [k for k in ("test_data", "impute") if cfg.get(k)]
+    if str(cfg.get("scaler") or "standard") != "standard":
+        unsupported.append(f"scaler: {cfg.get('scaler')}")
+    if unsupported:
+        raise ContrastkitError(f"{source}: a streamed table (stream: true, or a table too large for memory) does not "
+                               f"support {', '.join(unsupported)} (they need the whole table at once); remove the "
+                               f"setting, or use --stream false on a machine where the table fits")
+    names = _header(path)
+    label = cfg.get("label_column")
+    for c in _as_list(cfg.get("drop_columns") or []):
+        if c not in names:
+            raise ContrastkitError(f"{source}: drop_columns names {c!r}, which is not a column; columns: {names}")
+    if label is not None and label not in names:
+        raise ContrastkitError(f"{source}: label_column {label!r} is not a column; columns: {names}")
+    if (cfg.get("anomaly_label") is not None or cfg.get("normal_label") is not None) and label is None:
+        raise ContrastkitError("anomaly_label / normal_label needs label_column: the name of the column that holds "
+                               "the labels")
+    if cfg.get("anomaly_label") is not None and cfg.get("normal_label") is not None:
+        raise ContrastkitError("set either anomaly_label or normal_label, not both")
+    drop = set(_as_list(cfg.get("drop_columns") or []))
+    features = [c for c in names if c not in drop and c != label]
+    if not features:
+        raise ContrastkitError(f"{source}: no feature columns besides the label column {label!r}")
+    forced = [str(c) for c in _as_list(cfg.get("categorical_columns") or [])]
+    for c in forced:
+        if c not in features:
+            raise ContrastkitError(f"{source}: categorical_columns names {c!r}, which is not a feature column")
+
+    from .images import _cache_dir
+
+    folder = _cache_dir(cfg) / "tables" / _table_cache_key(path, cfg)
+    n, y, class_ids, num_classes, extra, train_rows, test_rows = _streamed_labels(path, cfg, label, source)
+    if not ((folder / "x.npy").exists() and (folder / "schema.json").exists()):
+        first = next(iter(_chunks(path, columns=features)))
+        kinds = {c: "categorical" if c in forced else _infer_kind(first[c]) for c in features}
+        for c, k in kinds.items():
+            if k == "datetime":
+                example = str(first[c].dropna().iloc[0]) if first[c].notna().any() else ""
+                raise ContrastkitError(f"{source}: column {c!r} holds dates/times (e.g. {example!r}); convert it to "
+                                       f"numbers (e.g. seconds, day of week) or list it in drop_columns (or, if it "
+                                       f"is not a date, in categorical_columns)")
+        is_train = np.zeros(n, dtype=bool)
+        is_train[train_rows] = True
+        schema = _streamed_schema(path, cfg, features, kinds, is_train, source)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"x.{os.getpid()}.tmp.npy"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, len(schema.columns)))
+        kinds = {c: "numeric" for c in schema.numeric_columns} | {c: "categorical" for c in schema.categorical_columns}
+        start, lo, hi = 0, np.full(len(schema.columns), np.inf, np.float32), np.full(len(schema.columns), -np.inf,
+                                                                                    np.float32)
+        for df in _chunks(path, columns=schema.columns):  # pass 3: the float32 cache, a chunk at a time
+            x = schema.transform(_parse(df, kinds, source, is_csv=False), source)
+            out[start : start + len(x)] = x
+            mask = is_train[start : start + len(x)]
+            if mask.any():
+                lo, hi = np.minimum(lo, x[mask].min(0)), np.maximum(hi, x[mask].max(0))
+            start += len(x)
+        out.flush()
+        del out
+        os.replace(tmp, folder / "x.npy")
+        (folder / "schema.json").write_text(json.dumps({**schema.to_extra(), "feature_min": lo.tolist(),
+                                                        "feature_max": hi.tolist()}))
+    saved = json.loads((folder / "schema.json").read_text())
+    schema = TableSchema.from_extra(saved)
+    array = np.load(folder / "x.npy", mmap_mode="r")
+    _no_readahead(array)
+    # feature_min / feature_max: each feature's range over the training rows (what CLAN's aug_range: train fits)
+    extra = {**schema.to_extra(), "feature_min": saved["feature_min"], "feature_max": saved["feature_max"], **extra, "n_train": int(len(train_rows)), "n_test": int(len(test_rows)),
+             "streamed": True, "cache": str(folder)}
+    info = DataInfo(name=path.name.split(".")[0] or "table", kind="table", shape=(len(schema.columns),),
+                    num_classes=num_classes, extra=extra)
+    y_train = None if y is None else torch.from_numpy(y[train_rows])
+    y_test = None if y is None else torch.from_numpy(y[test_rows])
+    test_info = info
+    if y is not None and (cfg.get("anomaly_label") is not None or cfg.get("normal_label") is not None):
+        test_info = dataclasses.replace(info, extra={**extra, "class_ids": class_ids[test_rows].tolist()})
+    return DataSplits(StreamingDataset(Rows(array, train_rows), y_train, info),
+                      StreamingDataset(Rows(array, test_rows), y_test, test_info))

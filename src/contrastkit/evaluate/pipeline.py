@@ -45,6 +45,17 @@ def _registered(kind: str) -> bool:
     return kind in EVALUATIONS
 
 
+def evaluation_splits(splits: DataSplits) -> DataSplits:
+    """What is evaluated (and drawn in the report): the splits themselves, or for data streamed from disk a seeded
+    sample of at most EVAL_ROWS rows of each (tables: read into memory, EVAL_ROWS feature rows are small)."""
+    if not isinstance(splits.train, StreamingDataset):
+        return splits
+    splits = DataSplits(splits.train.sample(EVAL_ROWS), splits.test.sample(EVAL_ROWS, seed=1))
+    if splits.info.kind == "table":
+        splits = DataSplits(splits.train.in_memory(), splits.test.in_memory())
+    return splits
+
+
 def evaluate_trained(*args, progress: Optional[bool] = None, **kwargs) -> tuple[list[dict], dict]:
     """`_evaluate` with a progress line per protocol step (each embedding, kNN search, linear probe, clustering,
     with its count and elapsed time) on a terminal; silent when `progress` is False or stderr is no terminal."""
@@ -59,8 +70,7 @@ def _evaluate(encoder: nn.Module, make_random_encoder: Callable[[], nn.Module], 
     """Rows for the report (the schema of the protocol used) and extra = {"timings", "test_emb"}."""
     info = splits.info
     preprocess = create_preprocess(info)
-    if isinstance(splits.train, StreamingDataset):  # data larger than memory: evaluate on a seeded sample
-        splits = DataSplits(splits.train.sample(EVAL_ROWS), splits.test.sample(EVAL_ROWS, seed=1))
+    splits = evaluation_splits(splits)
     if is_anomaly_data(info):
         from .anomaly_protocol import anomaly_protocol
 
@@ -90,6 +100,9 @@ def write_run_report(run_dir: Path, rows, test_emb, test_y, temperatures=None, *
     from .similarity import positive_negative_similarities
 
     run_dir = Path(run_dir)
+    if splits is not None and isinstance(splits.train, StreamingDataset):  # the evaluated sample (test_emb's rows)
+        splits = evaluation_splits(splits)
+        test_y = splits.test.y
     pos, neg = positive_negative_similarities(test_emb, test_y)
     more = run_report_inputs(run_dir, test_emb, test_y, splits=splits, train_emb=train_emb, encoder=encoder)
     return write_report(run_dir, metrics_csv=run_dir / "metrics.csv", eval_rows=rows, test_emb=test_emb,
@@ -114,4 +127,4 @@ def save_results(run_dir: Path, rows: list[dict], extra: dict, test_y, temperatu
                             train_emb=extra.get("train_emb"), splits=splits, encoder=encoder)
 
 
-__all__ = ["evaluate_trained", "is_anomaly_data", "save_results", "write_run_report"]
+__all__ = ["evaluate_trained", "evaluation_splits", "is_anomaly_data", "save_results", "write_run_report"]
