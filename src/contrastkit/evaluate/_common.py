@@ -236,7 +236,7 @@ class RichReporter(ProgressReporter):
 
     def finish(self, task: ProgressTask) -> None:
         t = self.progress.tasks[[x.id for x in self.progress.tasks].index(task.id)]
-        total = t.total if t.total is not None else max(1.0, t.completed)
+        total = t.completed if t.completed > 0 else (t.total or 1.0)  # what was done (L-BFGS may stop early)
         self.progress.update(task.id, total=total, completed=total)
         self.progress.stop_task(task.id)  # its elapsed time stops here
 
