@@ -186,7 +186,11 @@ def run_one(name: str, seed: int, methods: list[str], max_normal: int, work: Pat
     return add_ranks(rows)
 
 
-def summarize(rows: list[dict]) -> str:
+BASELINES = ("isolation forest iforest", "raw features lof-20", "raw features knn-5", "random init knn-5+raw")
+DEFAULT = "csi knn-5+raw"  # contrastkit's default table anomaly detector (docs/anomaly.md)
+
+
+def summarize(rows: list[dict], default: str = DEFAULT) -> str:
     df = pd.DataFrame(rows)
     tables = list(dict.fromkeys(df["table"]))
     per_table = df.pivot_table(index="detector", columns="table", values="auroc", aggfunc="mean")[tables]
@@ -197,7 +201,16 @@ def summarize(rows: list[dict]) -> str:
     head = (f"AUROC per table (mean over seeds); mean AUROC, AUPR and AUROC place over {n_pairs} (table, seed) "
             f"pairs; wins = pairs where the detector placed first")
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.float_format", "{:.3f}".format):
-        return head + "\n" + out.to_string()
+        text = head + "\n" + out.to_string()
+    if default in set(df["detector"]):
+        piv = df.pivot_table(index=["table", "seed"], columns="detector", values="auroc")
+        text += f"\n\nhead to head, AUROC of {default} against each baseline over the {n_pairs} pairs (wins/ties/losses):"
+        for b in BASELINES:
+            if b in piv:
+                d = (piv[default] - piv[b]).round(4)
+                text += (f"\n  vs {b:26s} {int((d > 0).sum()):2d} / {int((d == 0).sum()):2d} / {int((d < 0).sum()):2d}"
+                         f"   mean difference {d.mean():+.4f}")
+    return text
 
 
 def main() -> None:
@@ -210,9 +223,14 @@ def main() -> None:
                    help="override a setting of one method, e.g. simclr.epochs=30 (YAML value)")
     p.add_argument("--quick", action="store_true", help=f"smoke run: {', '.join(QUICK)}, seed 0")
     p.add_argument("--json", help="also write every row here")
+    p.add_argument("--summarize", metavar="JSON", help="only print the summary of a --json file of an earlier run")
+    p.add_argument("--default", default=DEFAULT, help="detector compared head to head with the baselines")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.summarize:
+        print(summarize(json.loads(Path(args.summarize).read_text()), args.default))
+        return
     logging.getLogger("contrastkit").setLevel(logging.ERROR)
     tables = list(QUICK) if args.quick else [t.strip() for t in args.tables.split(",") if t.strip()]
     seeds = [0] if args.quick else args.seeds
@@ -244,7 +262,7 @@ def main() -> None:
                 if args.json:
                     Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     print()
-    print(summarize(rows))
+    print(summarize(rows, args.default))
     print(f"\n{len(tables)} tables × {len(seeds)} seeds in {time.perf_counter() - t_start:.0f}s; "
           f"methods {', '.join(methods)}" + (f"; overrides {overrides}" if overrides else ""))
 

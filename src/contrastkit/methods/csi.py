@@ -45,7 +45,7 @@ class CSI(SimCLR):
     defaults = {
         **SimCLR.defaults,
         "objective": "ntxent",
-        "temperature": 0.5,
+        "temperature": 0.1,  # suite: 0.5 → 0.2 → 0.1 raised knn-5+raw's mean AUROC (0.922, 0.926, 0.928); 0.05: 0.923
         "corruption_rate": 0.0,  # no SCARF swaps in the views: invariance to replaced values is what hurts
         "noise_std": 0.1,  # the views: N(0, 0.1²) on the standardised numeric columns
         "p_f": 0.1,  # the shift: CLAN's per-feature replacement probability ...
