@@ -1,5 +1,5 @@
 """Evaluation at scale: per-protocol progress (and silence without it), kNN without copies of the training
-matrix (faiss when installed), the linear probe in mini-batches above a size, mini-batch k-means."""
+matrix (faiss on request), the linear probe in mini-batches above a size, mini-batch k-means."""
 
 from __future__ import annotations
 
@@ -118,6 +118,17 @@ def test_evaluate_trained_takes_progress_false_and_stays_silent(capsys):
 
 
 # ------------------------------------------------------------------------------------------------ kNN
+def test_finiteness_is_checked_in_blocks_and_still_names_the_input():
+    from contrastkit.evaluate._common import _all_finite, as_embedding
+
+    x = torch.zeros(20000, 3)
+    assert _all_finite(x, rows=1000)
+    x[19999, 2] = float("inf")  # in the last block only
+    assert not _all_finite(x, rows=1000)
+    with pytest.raises(ContrastkitError, match="train_emb: contains NaN or inf"):
+        as_embedding(x, "train_emb")
+
+
 def test_knn_without_a_normalised_copy_equals_the_normalised_search():
     x, y = blobs(900, 16, 4, sep=0.7, seed=2)
     x[5] = 0.0  # a zero row stays a zero row (similarity 0 to everything)
@@ -147,8 +158,7 @@ def test_knn_backend_errors_name_the_fix(monkeypatch):
     monkeypatch.setattr(knn_mod, "_faiss", lambda: None)
     with pytest.raises(ContrastkitError, match="pip install faiss-cpu"):
         knn_predict(x, y, x, ks=(3,), backend="faiss")
-    monkeypatch.setattr(knn_mod, "FAISS_ABOVE", 10)  # auto without faiss installed: torch, no error
-    assert len(knn_predict(x, y, x, ks=(3,))[3]) == 50
+    assert len(knn_predict(x, y, x, ks=(3,))[3]) == 50  # auto: torch, faiss or not
 
 
 # ------------------------------------------------------------------------------------------------ linear

@@ -44,10 +44,16 @@ def as_embedding(x: Any, name: str, *, device: Optional[torch.device] = None) ->
     if device is not None:
         t = t.to(device)
     t = t.float()
-    if not bool(torch.isfinite(t).all()):
+    if not _all_finite(t):
         raise ContrastkitError(f"{name}: contains NaN or inf values; check the encoder output "
                                f"(fp16 overflow?)")
     return t
+
+
+def _all_finite(t: torch.Tensor, rows: int = 8192) -> bool:
+    """Whether every value is finite, checked a block of rows at a time: `torch.isfinite` on the whole matrix
+    builds full-size temporaries (|x| in fp32 and two masks: +857 MiB for 1,000,000 × 128 embeddings)."""
+    return all(bool(torch.isfinite(t[s : s + rows]).all()) for s in range(0, t.shape[0], rows))
 
 
 def as_labels(y: Any, n: int, name: str, *, device: Optional[torch.device] = None) -> torch.Tensor:

@@ -14,6 +14,7 @@ from ..run import load_encoder
 from ..views import create_preprocess
 from ._common import evaluation_progress, progress_label, progress_task
 from .embed import embed
+from .pipeline import evaluation_splits
 
 PROTOCOLS = ("knn", "linear", "cluster", "anomaly", "retrieval")
 
@@ -36,6 +37,7 @@ def evaluate_run(run: Path, protocols: list[str], data: str | None = None,
     if bad:
         raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
     encoder, info, cfg, splits, preprocess = _open(Path(run), data)
+    splits = evaluation_splits(splits)  # data streamed from disk: the seeded sample the run was evaluated on
     with evaluation_progress(progress, f"evaluating {Path(run).name}: {', '.join(protocols)}"):
         return _evaluate_run(Path(run), protocols, encoder, info, cfg, splits, preprocess)
 
@@ -156,6 +158,7 @@ def regenerate_report(run: Path) -> Path:
 
     run = Path(run)
     encoder, info, cfg, splits, preprocess = _open(run, None)
+    splits = evaluation_splits(splits)
     rows = json.loads((run / "eval.json").read_text())["rows"] if (run / "eval.json").exists() else []
     te = embed(encoder, splits.test.x, preprocess)
     temps = run / "temperatures.npy"
