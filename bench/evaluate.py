@@ -11,7 +11,7 @@ within 2 minutes on 2 cores.
 Memory: for each protocol, the peak resident memory above what the process held before it (the embeddings,
 generated in place, chunk by chunk): VmHWM after resetting it (`/proc/self/clear_refs`), which catches
 short-lived peaks, and RssAnon sampled every 20 ms. `--legacy-knn` also runs the previous kNN search (a
-normalised copy and a transposed copy of the training rows) in the same process; `faiss` is timed when it is
+whole-matrix isfinite check, a normalised copy and a transposed copy of the training rows) in the same process; `faiss` is timed when it is
 installed (`pip install faiss-cpu`; or `PYTHONPATH` to a folder holding it).
 """
 
@@ -82,9 +82,11 @@ def make_data(n_train: int, n_test: int, dim: int, classes: int, seed: int = 0, 
 
 @torch.no_grad()
 def legacy_knn(xtr, ytr, xte, yte, ks=(20, 200), t=0.1, chunk_size=1024):
-    """The kNN search as it was before (normalised copy + transposed contiguous copy), for the side by side."""
+    """The kNN search as it was before (whole-matrix isfinite check, normalised copy, transposed contiguous copy),
+    for the side by side."""
     from contrastkit.evaluate._common import chunk_rows, normalize
 
+    assert bool(torch.isfinite(xtr).all()) and bool(torch.isfinite(xte).all())  # the check as it was
     tr, te = normalize(xtr), normalize(xte)
     trT = tr.t().contiguous()
     kmax, c = max(ks), int(ytr.max()) + 1
