@@ -92,3 +92,12 @@ def test_csi_pretrains_on_a_small_csv_and_the_protocol_ranks_it(tmp_path):
     assert {("csi", "knn-5+raw"), ("isolation forest", "iforest"), ("raw features", "knn-5")} <= set(rows)
     ranks = [r["rank"] for r in rows.values()]  # places 1..n, ties sharing their mean place
     assert sum(ranks) == pytest.approx(len(ranks) * (len(ranks) + 1) / 2) and min(ranks) >= 1
+
+    # `contrastkit evaluate RUN --protocol anomaly` rebuilds the encoder (no LayerNorm, from the saved config) and
+    # gives the same table, ranks included
+    from contrastkit.evaluate.run_eval import evaluate_run
+
+    again = {(r["model"], r["scorer"]): r for r in evaluate_run(tmp_path / "run", ["anomaly"])}
+    assert set(again) == set(rows)
+    for key, r in again.items():
+        assert r["auroc"] == pytest.approx(rows[key]["auroc"], abs=1e-6) and r["rank"] == rows[key]["rank"]
