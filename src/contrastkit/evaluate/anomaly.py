@@ -99,10 +99,11 @@ def knn_scores(train: Any, test: Any, k: int = 5, metric: Literal["cosine", "euc
     for s in range(0, te.shape[0], step):
         q = te[s : s + step]
         # closeness: cosine similarity, or minus the Euclidean distance (largest = nearest)
-        close = (q @ tr.t()).double() if metric == "cosine" else -torch.cdist(q.double(), tr.double())
+        # fp32 as raw kNN's knn_distance_scores (cdist's matmul path on big blocks: 2.5x faster than fp64)
+        close = q @ tr.t() if metric == "cosine" else -torch.cdist(q, tr)
         if self_index is not None:
             close[torch.arange(q.shape[0], device=q.device), self_index[s : s + step]] = float("-inf")
-        top = close.topk(int(k), dim=1).values
+        top = close.topk(int(k), dim=1).values.double()
         out[s : s + step] = ((1.0 - top.mean(1)) if metric == "cosine" else -top.mean(1)).cpu()
     return out.numpy()
 
