@@ -141,6 +141,6 @@ def test_views_that_need_the_whole_table_say_so(tmp_path, small_chunks):
 
     path = tmp_path / "t.csv"
     frame(300).to_csv(path, index=False)
-    with pytest.raises(ContrastkitError, match="needs the whole training split.*--method clan.*--stream false"):
+    with pytest.raises(ContrastkitError, match="needs the whole training split.*--aug-range fixed.*--stream false"):
         pretrain(progress=False, data=str(path), label_column="label", stream=True, method="simclr", epochs=1,
                  batch_size=32, device="cpu", out=str(tmp_path / "s"), evaluate=False, **small_chunks)
