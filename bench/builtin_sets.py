@@ -26,21 +26,27 @@ from contrastkit.data import SOURCES  # noqa: E402
 METHOD_FOR = {"karate": "scgc", "mfeat": "clip", "shuttle": "clan"}
 
 
+def fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=None, help="default: every built-in set")
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--epochs", type=int, default=None, help="train for epochs instead of --minutes")
+    ap.add_argument("--defaults", action="store_true", help="the method's own budget (no --minutes/--epochs)")
+    ap.add_argument("--method", default=None, help="one method for every set (default: the set's own)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     names = args.sets or SOURCES.names()
     worse, results = [], []
     for name in names:
-        budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
+        budget = {} if args.defaults else {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
         settings = {"data": name, "seed": args.seed, "monitor_every": 0, **budget}
-        if name in METHOD_FOR:
-            settings["method"] = METHOD_FOR[name]
+        if args.method or name in METHOD_FOR:
+            settings["method"] = args.method or METHOD_FOR[name]
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 result = pretrain(progress=False, out=str(Path(tmp) / "run"), **settings)
@@ -58,8 +64,8 @@ def main() -> None:
                 flag = "  <-- linear probe below random init"
                 worse.append((name, label))
             raw = row.get("raw input")
-            print(f"{name:18s} {label:28s} encoder {enc:.4f}  random init {rnd:.4f}"
-                  + (f"  raw {raw:.4f}" if isinstance(raw, float) else "") + flag, flush=True)
+            print(f"{name:18s} {str(label):28s} encoder {fmt(enc)}  random init {fmt(rnd)}"
+                  + (f"  raw {fmt(raw)}" if raw is not None else "") + flag, flush=True)
             results.append({"data": name, "row": label, "encoder": enc, "random_init": rnd, "raw": raw})
     print(f"\nlinear probe below random init: {worse or 'none'}")
     if args.json:
