@@ -62,7 +62,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from contrastkit.build import train  # noqa: E402
 from contrastkit.config import resolve_config  # noqa: E402
-from contrastkit.data import load_data  # noqa: E402
 from contrastkit.evaluate.anomaly_protocol import add_ranks, anomaly_protocol  # noqa: E402
 from contrastkit.run import untrained_scoring_model  # noqa: E402
 
