@@ -532,7 +532,8 @@ def verdicts(rows: Sequence[dict], encoder_names: Sequence[str] = ()) -> list[di
                     continue
                 label = {"isolation forest": "IsolationForest", "raw features": "raw kNN"}.get(name, name)
                 if name == "raw features" and r2.get("scorer"):
-                    label = f"raw kNN ({r2['scorer']})"
+                    scorer2 = str(r2["scorer"])
+                    label = "LOF" if scorer2.startswith("lof") else f"raw kNN ({scorer2})"
                 against.append((label, float(r2["auroc"]), _compare(float(r["auroc"]), float(r2["auroc"]))))
             metric = f"AUROC, {r['model']} ({scorer})"
             out.append(_verdict(metric, str(r["model"]), float(r["auroc"]), against))
