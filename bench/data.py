@@ -13,7 +13,10 @@
    memory (anonymous + page cache, a cgroup v1/v2 memory limit; needs root) is limited to M GiB; first the same
    settings on a 256 MiB file in memory for `--large-minutes` in this process (the reference img/s). Prints both
    img/s, the epoch's peak RssAnon, the cgroup's peak usage and how often it hit the limit.
-4. `--photos N`: a folder of N generated JPEGs of mixed sizes (640x480 to 4000x3000) and modes, with a few corrupt
+4. `--table-mb N`: a generated CSV of about N MB (12 numeric columns, 2 categorical, a label), loaded the
+   streamed way (3 chunked passes into a float32 cache) and the in-memory way, each in a fresh child process:
+   seconds and peak RssAnon of each, and the two loaders' features compared.
+5. `--photos N`: a folder of N generated JPEGs of mixed sizes (640x480 to 4000x3000) and modes, with a few corrupt
    files: the decode (and cache build) rate with 1 and 2 decoding threads, then the time a second load takes
    from the cache.
 """
@@ -173,6 +176,63 @@ def full_epoch(gb: float, limit_gb: float, size: int, minutes: float, tmp: Path)
               f"file / memory limit = {gb / limit_gb:.1f}")
 
 
+def write_table(path: Path, mb: float, chunk: int = 200_000) -> int:
+    import pandas as pd
+
+    rng, n, first = np.random.default_rng(0), 0, True
+    while path.exists() is False or path.stat().st_size < mb * 1e6:
+        df = pd.DataFrame({f"f{j}": rng.normal(j, 1 + j, chunk).round(4) for j in range(12)})
+        df["proto"] = rng.choice(["tcp", "udp", "icmp"], chunk)
+        df["port"] = rng.integers(0, 50, chunk)
+        df["label"] = rng.choice(["normal", "normal", "normal", "attack"], chunk)
+        df.to_csv(path, mode="w" if first else "a", header=first, index=False)
+        first, n = False, n + chunk
+    return n
+
+
+def table_child(path: Path, stream: bool, out: Path) -> None:
+    from contrastkit.data import load_data
+
+    peak = PeakAnon()
+    peak.start()
+    t0 = time.perf_counter()
+    splits = load_data(str(path), {"label_column": "label", "categorical_columns": ["port"], "stream": stream,
+                                   "cache_dir": str(out.parent / "cache")})
+    dt = time.perf_counter() - t0
+    peak.stop = True
+    peak.join()
+    rows = np.arange(0, len(splits.train), max(1, len(splits.train) // 1000))
+    np.save(out, splits.train.x[torch_index(rows)].numpy())
+    print(json.dumps({"seconds": dt, "peak_rss_anon_mib": peak.peak, "train": len(splits.train),
+                      "features": int(splits.train.x.shape[1])}), flush=True)
+
+
+def torch_index(rows):
+    import torch
+
+    return torch.as_tensor(rows)
+
+
+def table_bench(mb: float, tmp: Path) -> None:
+    path = tmp / "table.csv"
+    t0 = time.perf_counter()
+    n = write_table(path, mb)
+    print(f"table: {path.stat().st_size / 2**20:.0f} MiB CSV, {n} rows, written in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    res = {}
+    for stream in (True, False):
+        out = tmp / f"sample-{stream}.npy"
+        line = subprocess.run([sys.executable, __file__, "--table-child", str(path), str(stream), str(out)],
+                              stdout=subprocess.PIPE, text=True, check=True).stdout.strip().splitlines()[-1]
+        res[stream] = json.loads(line)
+        print(f"  {'streamed (3 chunked passes + float32 cache)' if stream else 'in memory (pandas, whole)':44s} "
+              f"{res[stream]['seconds']:6.1f} s, peak RssAnon {res[stream]['peak_rss_anon_mib']:6.0f} MiB", flush=True)
+    a, b = np.load(tmp / "sample-True.npy"), np.load(tmp / "sample-False.npy")
+    print(f"streamed / in memory: time {res[True]['seconds'] / res[False]['seconds']:.2f}x, peak RssAnon "
+          f"{res[True]['peak_rss_anon_mib'] / res[False]['peak_rss_anon_mib']:.2f}x; features of 1,000 training rows: "
+          f"max |difference| {np.abs(a - b).max():.2g}")
+
+
 def write_photos(folder: Path, n: int) -> None:
     from PIL import Image
 
@@ -225,11 +285,17 @@ def main() -> None:
     ap.add_argument("--epoch-gb", type=float, default=0, help="only the full-epoch part, over a file of this size")
     ap.add_argument("--memory-limit-gb", type=float, default=1.0, help="the full-epoch process's memory limit")
     ap.add_argument("--epoch-size", type=int, default=64, help="image side of the full-epoch part")
+    ap.add_argument("--table-mb", type=float, default=0, help="only the table part, with a CSV of this size")
     ap.add_argument("--epoch-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--table-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.epoch_child:
         return epoch_child(Path(args.epoch_child[0]), Path(args.epoch_child[1]))
+    if args.table_child:
+        return table_child(Path(args.table_child[0]), args.table_child[1] == "True", Path(args.table_child[2]))
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
+    if args.table_mb:
+        return table_bench(args.table_mb, tmp)
     if args.epoch_gb:
         return full_epoch(args.epoch_gb, args.memory_limit_gb, args.epoch_size, args.large_minutes, tmp)
     if args.photos:

@@ -144,3 +144,20 @@ def test_views_that_need_the_whole_table_say_so(tmp_path, small_chunks):
     with pytest.raises(ContrastkitError, match="needs the whole training split.*--aug-range fixed.*--stream false"):
         pretrain(progress=False, data=str(path), label_column="label", stream=True, method="simclr", epochs=1,
                  batch_size=32, device="cpu", out=str(tmp_path / "s"), evaluate=False, **small_chunks)
+
+
+def test_numeric_labels_read_in_chunks_match_in_memory_and_a_missing_one_names_its_row(tmp_path, small_chunks):
+    path = tmp_path / "n.csv"
+    df = frame().drop(columns=["label"])
+    df["label"] = np.where(np.arange(len(df)) % 9 == 0, 1, 0)  # an integer label column, anomalies = 1
+    df.to_csv(path, index=False)
+    cfg = {"label_column": "label", "anomaly_label": "1.0", "drop_columns": ["id"], **small_chunks}
+    mem = load_data(str(path), {**cfg, "stream": False})
+    disk = load_data(str(path), {**cfg, "stream": True})
+    same_splits(mem, disk)
+    assert disk.info.extra["classes"] == mem.info.extra["classes"] == ["0", "1"]
+    df["label"] = df["label"].astype(float)
+    df.loc[200, "label"] = np.nan
+    df.to_csv(path, index=False)
+    with pytest.raises(ContrastkitError, match="label_column 'label' is missing at row 200"):
+        load_data(str(path), {**cfg, "stream": True})

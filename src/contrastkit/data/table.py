@@ -728,20 +728,42 @@ def _streamed_labels(path: Path, cfg: dict[str, Any], label: Optional[str], sour
     if label is None:
         n = sum(len(df) for df in _chunks(path, columns=[_header(path)[0]]))
     else:
-        s = pd.concat([df[label] for df in _chunks(path, columns=[label])], ignore_index=True)
-        n = len(s)
-        miss = s.isna().to_numpy()
-        if miss.any():
-            row = int(np.flatnonzero(miss)[0])
-            raise ContrastkitError(f"{source}: label_column {label!r} is missing at row {row}; every row needs a "
-                                   f"label (or leave label_column unset)")
-        classes = _class_names([s])
-        code = {c: k for k, c in enumerate(classes)}
-        class_ids = np.array([code[_as_category(v)] for v in s.tolist()], dtype=np.int64)
+        # labels as small integer codes, chunk by chunk: each distinct value is turned into text (and matched
+        # against anomaly_label / normal_label) once, never a column of Python strings for every row
+        keys: dict[str, int] = {}
+        raw_of: list[Any] = []
+        ids, n = [], 0
+        for df in _chunks(path, columns=[label]):
+            s = df[label]
+            miss = s.isna().to_numpy()
+            if miss.any():
+                row = n + int(np.flatnonzero(miss)[0])
+                raise ContrastkitError(f"{source}: label_column {label!r} is missing at row {row}; every row needs "
+                                       f"a label (or leave label_column unset)")
+            codes, uniques = pd.factorize(s)
+            local = np.empty(len(uniques), dtype=np.int64)
+            for j, u in enumerate(uniques):
+                key = _as_category(u)
+                if key not in keys:
+                    keys[key] = len(keys)
+                    raw_of.append(u)
+                local[j] = keys[key]
+            ids.append(local[codes])
+            n += len(s)
+        ids = np.concatenate(ids)
+        classes = _class_names([pd.Series(list(keys))])
+        remap = np.empty(len(keys), dtype=np.int64)
+        for key, k in keys.items():
+            remap[k] = classes.index(key)
+        class_ids = remap[ids]
+        del ids
         extra.update(label_column=label, classes=classes)
         if anomaly_mode:
             targets = _as_list(anomaly_label if anomaly_label is not None else normal_label)
-            flags = _label_matches(s, targets)
+            per_key = np.zeros(len(keys), dtype=bool)
+            for key, k in keys.items():
+                per_key[remap[k]] = bool(_label_matches(pd.Series([raw_of[k]]), targets)[0])
+            flags = per_key[class_ids]
             if normal_label is not None:
                 flags = ~flags
             if anomaly_label is not None and not flags.any():
