@@ -61,3 +61,17 @@ def test_an_unknown_layer_is_refused_up_front():
         resolve_config({"data": "digits", "layer": "middle"})
     with pytest.raises(ContrastkitError, match="backbone, projection"):
         resolve_config({"layer": "x"})
+
+
+def test_evaluate_and_embed_follow_the_layer(projection_run, tmp_path):
+    from contrastkit.evaluate.run_eval import embed_to_file, evaluate_run
+
+    run = projection_run.run_dir
+    own = evaluate_run(run, ["knn"], progress=False)  # the run's own --layer: projection
+    assert own == evaluate_run(run, ["knn"], progress=False, layer="projection")
+    assert own != evaluate_run(run, ["knn"], progress=False, layer="backbone")
+    import numpy as np
+
+    embed_to_file(run, "digits", tmp_path / "p.npy", layer="projection")
+    embed_to_file(run, "digits", tmp_path / "b.npy")
+    assert np.load(tmp_path / "p.npy").shape[1] == 8 and np.load(tmp_path / "b.npy").shape[1] == 16

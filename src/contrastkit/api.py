@@ -24,13 +24,13 @@ def pretrain(config: str | Path | None = None, *, resume: bool = False, progress
     result = train(cfg, resume=resume, progress=progress)
     try:
         if cfg["evaluate"] and result.is_main:  # under torchrun, rank 0 evaluates once
-            finish_run(result, cfg)
+            finish_run(result, cfg, progress)
     finally:
         result.release()  # the run folder's lock: another process may use it now
     return result
 
 
-def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
+def finish_run(result: RunResult, cfg: dict[str, Any], progress: bool = True) -> None:
     """Evaluation (with baselines) → eval.json, then report.html (see evaluate/pipeline.py)."""
     from .evaluate.pipeline import evaluate_trained, save_results
     from .run import untrained_scoring_model
@@ -50,7 +50,7 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> None:
     rows, extra = evaluate_trained(model, random_model, result.splits, result.device, cfg,
                                    scoring_model=method.anomaly_model() if head is not None else model,
                                    make_random_scoring=lambda: fresh(spec) if head is not None else random_model(),
-                                   centroid=method.anomaly_centroid)
+                                   centroid=method.anomaly_centroid, progress=None if progress else False)
     result.eval_rows = rows
     temperatures = getattr(result.method, "temperatures", None)
     temperatures = temperatures().detach().cpu().numpy() if callable(temperatures) else None

@@ -165,13 +165,16 @@ def evaluate(
     run: Path = typer.Argument(..., help="run folder"),
     protocol: str = typer.Option("knn,linear", help="comma list of knn, linear, cluster, anomaly, retrieval"),
     data: Optional[str] = typer.Option(None, help="evaluate on other data (default: the run's)"),
+    layer: Optional[str] = typer.Option(None, help="backbone or projection (default: the run's --layer)"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress lines"),
     imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Evaluate a finished run's encoder."""
     _plugins(run, imports)
     from .evaluate.run_eval import evaluate_run
 
-    rows = evaluate_run(run, [p.strip() for p in protocol.split(",") if p.strip()], data)
+    rows = evaluate_run(run, [p.strip() for p in protocol.split(",") if p.strip()], data,
+                        progress=False if no_progress else None, layer=layer)
     print_table(rows, f"{run.name}")
     from .core.checkpoint import write_text_atomic
 
@@ -186,13 +189,14 @@ def embed(
                                        ".npy (+ .ids.csv beside it)"),
     split: str = typer.Option("test", help="for built-in names and series/graph/paired data: train or test"),
     id_column: Optional[str] = typer.Option(None, help="tables: the column that identifies a row"),
+    layer: str = typer.Option("backbone", help="backbone (encoder output) or projection (after the head)"),
     imports: Optional[list[str]] = _import_option(),
 ) -> None:
     """Embed data with a run's encoder: every row, in input order, with ids (file names, row numbers)."""
     _plugins(run, imports)
     from .evaluate.run_eval import embed_to_file
 
-    n = embed_to_file(run, data, out, split, id_column)
+    n = embed_to_file(run, data, out, split, id_column, layer)
     console.print(f"wrote {n} embeddings → {out}", markup=False)
 
 

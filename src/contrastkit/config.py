@@ -39,7 +39,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "skip_nonfinite": 0,  # steps with a NaN/inf loss or gradient to skip before the run stops
     "sync_bn": True,  # multi-process: BatchNorm statistics over the global batch (K processes = 1 process)
     "overwrite": False,  # write into an existing --out that holds another run or other files
-    "stream": "auto",  # .npy images read from disk row by row: auto (files above 1/4 of memory) | true | false
+    "stream": "auto",  # from disk, not memory: .npy images row by row (auto: above 1/4 of memory), CSV/Parquet
+    # tables in chunks into a float32 cache (auto: above 1/16) | true | false
     "knn_t": 0.1,
     "layer": "backbone",  # evaluate: backbone (the encoder's output) | projection (after the projection head)
     "out": None,  # run folder; default runs/<method>-<data>-<time>

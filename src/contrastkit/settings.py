@@ -43,7 +43,8 @@ HELP: dict[str, tuple[str, str]] = {
     "decode_workers": ("data", "threads decoding an image folder (0: one per core, at most 8)"),
     "test_fraction": ("data", "share of the data held out for evaluation when there is no test split"),
     "test_data": ("data", "a separate test set (same kind as --data)"),
-    "stream": ("data", ".npy images from disk row by row: auto (files above 1/4 of memory), true or false"),
+    "stream": ("data", "read data from disk instead of memory: .npy images row by row (auto: files above 1/4 of "
+                       "memory), CSV/Parquet tables in chunks into a float32 cache (auto: above 1/16); true or false"),
     "label_column": ("data", "tables: the column holding labels (used for evaluation only)"),
     "anomaly_label": ("data", "tables: the label value of anomalies; training then sees normal rows only"),
     "normal_label": ("data", "tables: the label value of normal rows (all others are anomalies)"),

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data import load_data
 from ..errors import ContrastkitError
-from ..run import load_encoder
+from ..run import load_config, load_encoder
 from ..views import create_preprocess
 from ._common import evaluation_progress, progress_label, progress_task
 from .embed import embed
@@ -19,8 +19,8 @@ from .pipeline import evaluation_splits
 PROTOCOLS = ("knn", "linear", "cluster", "anomaly", "retrieval")
 
 
-def _open(run: Path, data: str | None):
-    encoder, info, cfg = load_encoder(run)
+def _open(run: Path, data: str | None, layer: str = "backbone"):
+    encoder, info, cfg = load_encoder(run, layer)
     splits = load_data(data or str(cfg["data"]), cfg)
     if tuple(splits.info.shape) != tuple(info.shape):
         raise ContrastkitError(f"--data {data}: samples have shape {splits.info.shape}, the run's encoder "
@@ -30,13 +30,14 @@ def _open(run: Path, data: str | None):
 
 
 def evaluate_run(run: Path, protocols: list[str], data: str | None = None,
-                 progress: bool | None = None) -> list[dict[str, Any]]:
+                 progress: bool | None = None, layer: str | None = None) -> list[dict[str, Any]]:
     """Rows {"metric", "value"} of each protocol; a progress line per step on a terminal (not when `progress`
-    is False)."""
+    is False). `layer` (backbone | projection) defaults to the run's own `--layer`."""
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad:
         raise ContrastkitError(f"--protocol {','.join(bad)}: unknown; valid protocols: {', '.join(PROTOCOLS)}")
-    encoder, info, cfg, splits, preprocess = _open(Path(run), data)
+    layer = layer or str(load_config(Path(run)).get("layer") or "backbone")
+    encoder, info, cfg, splits, preprocess = _open(Path(run), data, layer)
     splits = evaluation_splits(splits)  # data streamed from disk: the seeded sample the run was evaluated on
     with evaluation_progress(progress, f"evaluating {Path(run).name}: {', '.join(protocols)}"):
         return _evaluate_run(Path(run), protocols, encoder, info, cfg, splits, preprocess)
@@ -87,7 +88,8 @@ def _evaluate_run(run: Path, protocols, encoder, info, cfg, splits, preprocess) 
     return rows
 
 
-def embed_to_file(run: Path, data: str, out: Path, split: str = "test", id_column: str | None = None) -> int:
+def embed_to_file(run: Path, data: str, out: Path, split: str = "test", id_column: str | None = None,
+                  layer: str = "backbone") -> int:
     """Embeddings of `data` with the run's encoder → `out` (.npy, .npz, .csv or .parquet).
 
     A path the run's data kind can read row by row (image folder or array, table) is embedded whole, in input
@@ -99,7 +101,7 @@ def embed_to_file(run: Path, data: str, out: Path, split: str = "test", id_colum
     out = Path(out)
     if out.suffix not in (".npy", ".npz", ".csv", ".parquet"):
         raise ContrastkitError(f"--out {out}: use a .npy, .npz, .csv or .parquet file name")
-    encoder, info, cfg = load_encoder(Path(run))
+    encoder, info, cfg = load_encoder(Path(run), layer)
     new = load_for_inference(data, info, id_column)
     if new is not None:
         x, ids, labels = new.x, new.ids, new.labels
