@@ -28,22 +28,25 @@ from contrastkit.evaluate.embed import embed  # noqa: E402
 from contrastkit.evaluate.knn import knn_accuracies  # noqa: E402
 from contrastkit.views.image import ImagePreprocess  # noqa: E402
 
+# Each recipe is a change from the current defaults (convnet width 24 with a 2×2 pooled grid, SimCLR NT-Xent
+# τ 0.5, SGD lr 0.3, batch 256, crop 0.2–1). Measured at 4 epochs, seed 0 unless said (kNN k=20, backbone):
+# base 86.4 % (seed 1: 85.8 %), pool1 (global pooling, the earlier default) 83.7 %, pool4 87.2 %,
+# tau0.2 85.5 %, tau0.2-crop0.3 86.0 %, crop0.3 85.7 %, crop0.5 85.6 %. With global pooling: tau0.1 83.9 %,
+# tau0.2 84.1 %, dcl0.1 83.7 %, batch 128 84.2 %, AdamW 84.1 %, width 16 83.4 %, crop0.3 84.6 %.
 RECIPES: dict[str, dict] = {
-    "base": {},  # the current defaults
-    "tau0.5": {"temperature": 0.5},
+    "base": {},
+    "pool1": {"encoder_kwargs": {"pool_size": 1}},
+    "pool4": {"encoder_kwargs": {"pool_size": 4}},
     "tau0.2": {"temperature": 0.2},
     "tau0.1": {"temperature": 0.1},
     "dcl0.1": {"objective": "dcl", "temperature": 0.1},
-    "dcl0.2": {"objective": "dcl", "temperature": 0.2},
+    "crop0.3": {"crop_scale": (0.3, 1.0)},
+    "crop0.5": {"crop_scale": (0.5, 1.0)},
     "tau0.2-crop0.3": {"temperature": 0.2, "crop_scale": (0.3, 1.0)},
-    "tau0.2-b128": {"temperature": 0.2, "batch_size": 128},
-    "tau0.2-adamw": {"temperature": 0.2, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
-    "tau0.2-w16": {"temperature": 0.2, "encoder_kwargs": {"width": 16}},
-    "tau0.2-w32": {"temperature": 0.2, "encoder_kwargs": {"width": 32}},
-    "pool2": {"encoder_kwargs": {"pool_size": 2}},
-    "tau0.2-pool2": {"temperature": 0.2, "encoder_kwargs": {"pool_size": 2}},
-    "tau0.2-pool2-crop0.3": {"temperature": 0.2, "crop_scale": (0.3, 1.0), "encoder_kwargs": {"pool_size": 2}},
-    "pool4": {"encoder_kwargs": {"pool_size": 4}},
+    "b128": {"batch_size": 128},
+    "adamw": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
+    "w16": {"encoder_kwargs": {"width": 16}},
+    "w32": {"encoder_kwargs": {"width": 32}},
 }
 
 
