@@ -35,3 +35,10 @@ def test_bad_yaml_file_is_named(tmp_path):
     f.write_text("a: [1, 2\n")
     with pytest.raises(ContrastkitError, match="bad.yaml"):
         resolve_config({}, f)
+
+
+def test_the_default_method_is_csi_for_table_anomaly_detection_and_simclr_otherwise():
+    assert resolve_config({"data": "digits"})["method"] == "simclr"
+    assert resolve_config({"data": "t.csv", "label_column": "y", "anomaly_label": 1})["method"] == "csi"
+    assert resolve_config({"data": "t.csv", "label_column": "y", "normal_label": 0})["method"] == "csi"
+    assert resolve_config({"data": "t.csv", "anomaly_label": 1, "method": "clan"})["method"] == "clan"

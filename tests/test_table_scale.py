@@ -136,14 +136,23 @@ def test_a_streamed_table_trains_and_evaluates(tmp_path, small_chunks):
     assert b.splits.info.extra["feature_max"] == pytest.approx(mem.train.x.max(0).values.tolist(), abs=1e-6)
 
 
-def test_views_that_need_the_whole_table_say_so(tmp_path, small_chunks):
+def test_scarf_views_of_a_streamed_table_sample_their_pool_and_whole_split_code_says_so(tmp_path, small_chunks,
+                                                                                         monkeypatch):
     from contrastkit.api import pretrain
+    from contrastkit.views import tabular
 
     path = tmp_path / "t.csv"
     frame(300).to_csv(path, index=False)
-    with pytest.raises(ContrastkitError, match="needs the whole training split.*--aug-range fixed.*--stream false"):
-        pretrain(progress=False, data=str(path), label_column="label", stream=True, method="simclr", epochs=1,
-                 batch_size=32, device="cpu", out=str(tmp_path / "s"), evaluate=False, **small_chunks)
+    monkeypatch.setattr(tabular, "STREAMED_POOL_ROWS", 50)
+    run = pretrain(progress=False, data=str(path), label_column="label", stream=True, method="simclr", epochs=1,
+                   batch_size=32, device="cpu", out=str(tmp_path / "s"), evaluate=False, **small_chunks)
+    pools = [m.pool for m in run.method.modules() if isinstance(m, tabular.ScarfCorruption)]
+    assert pools and all(p.shape == (50, run.splits.info.shape[0]) for p in pools)
+    # every pooled row is a training row
+    train = run.splits.train.x[:]
+    assert all(any(torch.equal(row, t) for t in train) for row in pools[0][:5])
+    with pytest.raises(ContrastkitError, match="needs the whole training split.*--stream false"):
+        run.splits.train.x.detach()
 
 
 def test_numeric_labels_read_in_chunks_match_in_memory_and_a_missing_one_names_its_row(tmp_path, small_chunks):
@@ -161,3 +170,17 @@ def test_numeric_labels_read_in_chunks_match_in_memory_and_a_missing_one_names_i
     df.to_csv(path, index=False)
     with pytest.raises(ContrastkitError, match="label_column 'label' is missing at row 200"):
         load_data(str(path), {**cfg, "stream": True})
+
+
+@pytest.mark.parametrize("method", ["clan", "csi"])
+def test_shifted_rows_on_a_streamed_table_use_the_range_saved_with_its_cache(tmp_path, small_chunks, method):
+    from contrastkit.api import pretrain
+
+    path = tmp_path / "t.csv"
+    frame(300).to_csv(path, index=False)
+    run = pretrain(progress=False, data=str(path), label_column="label", anomaly_label=["attack", "scan"],
+                   drop_columns=["id"], stream=True, method=method, epochs=1, batch_size=32, device="cpu",
+                   out=str(tmp_path / method), evaluate=False, **small_chunks)
+    shift = run.method.augment if method == "clan" else run.method.shift
+    assert shift.range_source == "train"
+    assert shift.low.tolist() == pytest.approx(run.splits.info.extra["feature_min"], abs=1e-6)

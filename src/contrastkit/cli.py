@@ -90,7 +90,8 @@ def _cell(column: str, value: Any) -> str:
 def pretrain(
     ctx: typer.Context,
     # None = not given: a --config file or a resumed run's config.yaml keeps its own value
-    method: Optional[str] = typer.Option(None, help="method name (see `contrastkit methods`) [default: simclr]"),
+    method: Optional[str] = typer.Option(None, help="method name (see `contrastkit methods`) "
+                                                    "[default: simclr; csi with --anomaly-label]"),
     data: Optional[str] = typer.Option(None, help="built-in data set name or a path [default: fashion-mnist]"),
     data_dir: Optional[str] = typer.Option(None, help="folder holding the built-in data set's files"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs (default: the method's)"),

@@ -105,6 +105,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 RECORD_KEY = "run_record"
 
 
+def default_method(given: dict[str, Any]) -> str:
+    """simclr; csi when the run is anomaly detection on a table (--anomaly-label / --normal-label given): the
+    best mean rank of the anomaly suite (bench/anomaly_suite.py, docs/anomaly.md)."""
+    if given.get("anomaly_label") is not None or given.get("normal_label") is not None:
+        return "csi"
+    return str(TRAINER_DEFAULTS["method"])
+
+
 def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> dict[str, Any]:
     """Merge defaults, the method's pinned defaults, the YAML file and explicit overrides; validate."""
     from .methods import METHODS, method_defaults
@@ -114,7 +122,8 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
     from .plugins import import_plugins
 
     import_plugins(given.get("import_modules"))  # before the registries are read: they may register encoders/methods
-    method = given.get("method", TRAINER_DEFAULTS["method"])
+    method = given.get("method") or default_method(given)
+    given["method"] = method
     METHODS.get(method)  # unknown method → clear error listing the valid ones
     cfg = {**TRAINER_DEFAULTS, **method_defaults(method), **METHODS.get(method).defaults_for(given), **given}
     known = set(TRAINER_DEFAULTS) | set(method_defaults(method)) | VIEW_SETTINGS

@@ -35,7 +35,7 @@ GROUPS = ("data", "method", "views", "encoder", "training", "evaluation", "run")
 
 # name → (group, one-line meaning). Method settings not listed here are in group "method".
 HELP: dict[str, tuple[str, str]] = {
-    "method": ("method", "method name (contrastkit methods)"),
+    "method": ("method", "method name (contrastkit methods); default simclr, csi with --anomaly-label"),
     "data": ("data", "built-in data set name, or a path: image folder, .npy/.npz, .csv/.parquet"),
     "data_dir": ("data", "folder holding a built-in data set's files"),
     "image_size": ("data", "images: working resolution (default: their own size; 96 for photos above 128 px)"),

@@ -114,9 +114,7 @@ class Rows:
         """Code that needs every row in memory at once meets this: a clear error instead of a silent full read."""
         raise ContrastkitError(
             f"this step needs the whole training split ({tuple(self.shape)}) in memory, and the data set is streamed "
-            "from disk (larger than memory, or --stream true). Tables: SCARF views keep the training table as their "
-            "sampling pool and CLAN's aug_range: train scans it — use --method clan --aug-range fixed; or use "
-            "--stream false where the data fits")
+            "from disk (larger than memory, or --stream true); use --stream false where the data fits")
 
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):

@@ -124,7 +124,7 @@ class CLAN(Method):
             raise ContrastkitError("clan trains on normal rows only, but the training split holds anomalies; "
                                    "load the table with anomaly_label set")
         if self.aug_range == "train":
-            self.augment.fit_training_range(train.x)
+            self.augment.fit_training_range(train.x, info)
 
     def embed_pair(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         x_aug = self.augment(x, generator)

@@ -77,7 +77,7 @@ class CSI(SimCLR):
                                    f"data {info.name!r} is of kind {info.kind!r}")
         super().__init__(encoder, info, cfg, train)
         self.shift = clan_augment(info, {**self.defaults, **{k: v for k, v in cfg.items() if v is not None}})
-        self.shift.fit_training_range(train.x)  # U(min_j, max_j) of the (normal) training rows
+        self.shift.fit_training_range(train.x, info)  # U(min_j, max_j) of the (normal) training rows
 
     def training_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         x = batch.x

@@ -68,12 +68,20 @@ def _check_rate(name: str, rate: float) -> float:
     return rate
 
 
+STREAMED_POOL_ROWS = 65_536  # a table streamed from disk lends a seeded sample of its rows as SCARF's pool
+
+
 class ScarfCorruption(nn.Module):
     """Replace ⌊rate·M⌋ random features of each row (`exact`, SCARF) — or each entry with probability `rate`
-    (`exact=False`) — by the same column of a uniformly random training row."""
+    (`exact=False`) — by the same column of a uniformly random training row (of a seeded sample of
+    `STREAMED_POOL_ROWS` rows when the table is streamed from disk: it need not fit in memory)."""
 
     def __init__(self, train_x: torch.Tensor, rate: float = 0.6, exact: bool = True):
         super().__init__()
+        if not isinstance(train_x, torch.Tensor) and train_x.dim() == 2:
+            n = train_x.shape[0]
+            keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:STREAMED_POOL_ROWS]
+            train_x = train_x[keep.sort().values.numpy()]
         if train_x.dim() != 2 or train_x.shape[0] == 0:
             raise ContrastkitError(f"SCARF corruption needs a non-empty (N, F) training table, "
                                    f"got {tuple(train_x.shape)}")
@@ -177,11 +185,16 @@ class ClanAugment(nn.Module):
         self.range_source, self.fixed_range = "fixed", (float(low), float(high))
 
     @torch.no_grad()
-    def fit_training_range(self, train_x: torch.Tensor) -> None:
-        """Numeric replacements drawn from U(min_j, max_j) of each column j of the training table."""
-        if train_x.dim() != 2 or train_x.shape[1] != self.low.numel() or train_x.shape[0] == 0:
+    def fit_training_range(self, train_x, info: Optional[DataInfo] = None) -> None:
+        """Numeric replacements drawn from U(min_j, max_j) of each column j of the training table. A table
+        streamed from disk (not a tensor) brings the range its loader computed chunk by chunk
+        (`info.extra["feature_min"/"feature_max"]`), so the whole table is never read at once."""
+        extra = (info.extra or {}) if info is not None else {}
+        if not isinstance(train_x, torch.Tensor) and "feature_min" in extra and "feature_max" in extra:
+            train_x = torch.tensor([extra["feature_min"], extra["feature_max"]], dtype=torch.float32)
+        if not isinstance(train_x, torch.Tensor) or train_x.dim() != 2 or train_x.shape[1] != self.low.numel() or train_x.shape[0] == 0:
             raise ContrastkitError(f"aug_range: train needs the (N, {self.low.numel()}) training table, got shape "
-                                   f"{tuple(train_x.shape)}")
+                                   f"{tuple(getattr(train_x, 'shape', ()))}")
         x = train_x.detach().float()
         low, high = x.min(0).values.to(self.low.device), x.max(0).values.to(self.low.device)
         # a constant column (an .npy table is not checked for them) gets a tiny range instead of an empty one
