@@ -25,3 +25,16 @@ def test_pretrain_on_an_npz_prints_the_series_table(tmp_path, method, extra):
     assert metrics[:3] == ["SVM (RBF)", "linear probe", "1-NN Euclidean"] and metrics[3].startswith("1-NN DTW")
     assert all(0 <= r["raw input"] <= 1 for r in result.eval_rows)
     assert (tmp_path / "run" / "eval.json").exists()
+
+
+def test_ts2vec_trains_its_pinned_steps_unless_epochs_are_given(tmp_path):
+    """TS2Vec's budget is iterations (the paper's 200, here --steps 5): rounded up to whole epochs of 24 // 8 = 3
+    steps; --epochs given by the user wins over the pinned steps."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s.npz", x_train=rng.normal(size=(24, 1, 16)), x_test=rng.normal(size=(8, 1, 16)))
+    common = dict(method="ts2vec", data=str(tmp_path / "s.npz"), batch_size=8, progress=False, monitor_every=0,
+                  evaluate=False, encoder_kwargs={"hidden": 4, "out_dim": 8, "depth": 1})
+    by_steps = pretrain(steps=5, out=str(tmp_path / "a"), **common)
+    assert by_steps.steps == 6 and by_steps.method.cfg["epochs"] == 2
+    by_epochs = pretrain(epochs=1, out=str(tmp_path / "b"), **common)
+    assert by_epochs.steps == 3 and by_epochs.method.cfg["steps"] is None

@@ -51,6 +51,11 @@ def default_run_dir(cfg: dict[str, Any]) -> Path:
     return Path("runs") / f"{cfg['method']}-{data}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def epochs_for_steps(steps: int, n_train: int, batch_size: int) -> int:
+    """Whole epochs that hold at least `steps` optimizer steps (an epoch is n_train // batch_size steps)."""
+    return -(-steps // max(1, n_train // batch_size))
+
+
 def plan_from_config(cfg: dict[str, Any]) -> FitPlan:
     return FitPlan(batch_size=int(cfg["batch_size"]), epochs=int(cfg["epochs"]), seed=int(cfg["seed"]),
                    warmup_epochs=float(cfg["warmup_epochs"]), minutes=cfg["minutes"],
@@ -74,6 +79,8 @@ def train(cfg: dict[str, Any], *, resume: bool = False, progress: bool = True,
     if METHODS.get(cfg["method"]).needs_labels and splits.train.y is None:
         raise ContrastkitError(f"method {cfg['method']!r} needs labels, but data {cfg['data']!r} has none")
     cfg["batch_size"] = fit_batch_to_data(cfg, len(splits.train), is_main)
+    if cfg.get("steps") and cfg["minutes"] is None:  # saved as epochs too: the run record and resume read them
+        cfg["epochs"] = epochs_for_steps(int(cfg["steps"]), len(splits.train), int(cfg["batch_size"]))
     plan = plan_from_config(cfg)
 
     run_dir = Path(cfg["out"]) if cfg.get("out") else distributed.broadcast_object(default_run_dir(cfg))

@@ -91,11 +91,11 @@ def pretrain(
     ctx: typer.Context,
     # None = not given: a --config file or a resumed run's config.yaml keeps its own value
     method: Optional[str] = typer.Option(None, help="method name (see `contrastkit methods`) "
-                                                    "[default: simclr; csi with --anomaly-label]"),
+                                                    "[default: simclr; ts2vec for time series; csi with --anomaly-label]"),
     data: Optional[str] = typer.Option(None, help="built-in data set name or a path [default: fashion-mnist]"),
     data_dir: Optional[str] = typer.Option(None, help="folder holding the built-in data set's files"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs (default: the method's)"),
-    minutes: Optional[float] = typer.Option(None, help="wall-clock training budget; overrides --epochs"),
+    minutes: Optional[float] = typer.Option(None, help="wall-clock training budget; overrides --steps/--epochs"),
     out: Optional[str] = typer.Option(None, help="run folder (default runs/<method>-<data>-<time>)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
     config: Optional[Path] = typer.Option(None, help="YAML file of settings (flags override it)"),

@@ -19,7 +19,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "data_dir": None,
     "encoder": "auto",  # auto: by data kind (encoders.DEFAULT_BY_KIND: convnet for images, mlp for tables ...)
     "epochs": 100,
-    "minutes": None,  # wall-clock budget for training; overrides epochs when set
+    "minutes": None,  # wall-clock budget for training; overrides steps and epochs when set
+    "steps": None,  # optimizer steps, rounded up to whole epochs; overrides epochs (a method may pin it: ts2vec)
     "batch_size": 256,
     "optimizer": "sgd",  # sgd | lars | adamw
     "lr": 0.3,  # base lr for batch 256 (scaled linearly by batch_size / 256)
@@ -106,11 +107,26 @@ RECORD_KEY = "run_record"
 
 
 def default_method(given: dict[str, Any]) -> str:
-    """simclr; csi when the run is anomaly detection on a table (--anomaly-label / --normal-label given): the
-    best mean rank of the anomaly suite (bench/anomaly_suite.py, docs/anomaly.md)."""
+    """The method when none is given. csi when the run is anomaly detection on a table (--anomaly-label /
+    --normal-label given): the best mean rank of the anomaly suite (bench/anomaly_suite.py, docs/anomaly.md).
+    ts2vec for time series: SimCLR's embedding fell below its own untrained encoder on the bundled series sets,
+    TS2Vec's did not (docs/series.md). simclr otherwise."""
     if given.get("anomaly_label") is not None or given.get("normal_label") is not None:
         return "csi"
+    from .data.series import looks_like_series
+
+    if looks_like_series(str(given.get("data", TRAINER_DEFAULTS["data"])), given):
+        return "ts2vec"
     return str(TRAINER_DEFAULTS["method"])
+
+
+def epochs_asked_for(overrides: dict[str, Any], file_cfg: dict[str, Any]) -> bool:
+    """Epochs given by the user without steps: flags first, then the YAML file (a run's config.yaml holds both,
+    so resuming keeps its budget unless --epochs is given again)."""
+    flags = {k for k, v in overrides.items() if v is not None}
+    if "steps" in flags:
+        return False
+    return "epochs" in flags or ("epochs" in file_cfg and "steps" not in file_cfg)
 
 
 def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> dict[str, Any]:
@@ -133,6 +149,8 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
             f"unknown setting(s) {', '.join(unknown)} for method {method!r}; valid settings: {', '.join(sorted(known))}"
         )
     cfg.update(coerce_all(given, {**TRAINER_DEFAULTS, **method_defaults(method)}))  # types checked, not guessed
+    if epochs_asked_for(overrides, file_cfg):
+        cfg["steps"] = None  # the user's --epochs beats a method's pinned steps
     validate_config(cfg)
     return cfg
 
@@ -175,6 +193,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise ContrastkitError(f"minutes={cfg['minutes']} must be > 0")
     if cfg["minutes"] is None and int(cfg["epochs"]) < 1:
         raise ContrastkitError(f"epochs={cfg['epochs']} must be >= 1")
+    if cfg.get("steps") is not None and int(cfg["steps"]) < 1:
+        raise ContrastkitError(f"steps={cfg['steps']} must be >= 1 (or leave it unset to train for --epochs)")
 
 
 def dump_config(cfg: dict[str, Any], path: Path, record: dict[str, Any] | None = None) -> None:

@@ -20,7 +20,7 @@ from .errors import ContrastkitError
 # Declared types of settings whose default is None (or whose default's type is too narrow).
 # "scalar" = any plain value (a label may be a number or a string); "path" and "str" are strings.
 TYPES: dict[str, str] = {
-    "minutes": "float", "out": "path", "data_dir": "path", "image_size": "int", "test_data": "path",
+    "minutes": "float", "steps": "int", "out": "path", "data_dir": "path", "image_size": "int", "test_data": "path",
     "label_column": "str", "anomaly_label": "scalar", "normal_label": "scalar", "drop_columns": "list",
     "categorical_columns": "list", "scaler": "str", "graph": "str", "graph_smooth": "int", "graph_x": "str",
     "graph_labels": "path", "data_kind": "str", "series_scaling": "str", "encoder_kwargs": "dict",
@@ -59,7 +59,8 @@ HELP: dict[str, tuple[str, str]] = {
     "import_modules": ("encoder", "Python modules to import first (--import MOD): plug-ins that @register_encoder "
                                   "or @register_method; a run's evaluate/embed/report/export import them again"),
     "epochs": ("training", "passes over the training set"),
-    "minutes": ("training", "wall-clock budget; overrides --epochs"),
+    "minutes": ("training", "wall-clock budget; overrides --steps and --epochs"),
+    "steps": ("training", "optimizer steps, rounded up to whole epochs; overrides --epochs"),
     "batch_size": ("training", "global batch (split over processes under torchrun)"),
     "optimizer": ("training", "sgd, lars or adamw"),
     "lr": ("training", "base learning rate for batch 256 (scaled by --lr-scaling)"),

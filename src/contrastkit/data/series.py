@@ -43,7 +43,9 @@ from __future__ import annotations
 import importlib.util
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -53,7 +55,7 @@ from ..errors import ContrastkitError
 from .base import DataInfo, DataSplits, Dataset
 
 __all__ = ["series_splits", "series_lengths", "load_series_arrays", "load_ucr", "read_ts", "BUNDLED",
-           "is_series_array"]
+           "is_series_array", "looks_like_series"]
 
 BUNDLED = ("ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf", "ACSF1",
            "PLAID")
@@ -231,6 +233,39 @@ def is_series_array(x: np.ndarray, has_lengths: bool = False) -> bool:
     if x.dtype == np.uint8:
         return False
     return x.ndim == 2 or (x.ndim == 3 and x.shape[1] != x.shape[2])
+
+
+def looks_like_series(data: str, cfg: dict[str, Any]) -> bool:
+    """Whether `data` will load as series, decided before loading it (config.default_method uses it): the
+    `data_kind` / `series_id_column` settings, a bundled name, or a .npy/.npz file's array header under the auto
+    rule. Only headers are read; False when unsure (the loader reports a bad file later)."""
+    if cfg.get("data_kind") in ("series", "image"):
+        return cfg["data_kind"] == "series"
+    if cfg.get("series_id_column") or data in BUNDLED:
+        return True
+    path = Path(data)
+    try:
+        if path.suffix == ".npy":
+            with open(path, "rb") as f:
+                return is_series_array(_array_header(f))
+        if path.suffix == ".npz":
+            with zipfile.ZipFile(path) as z:
+                keys = [n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")]
+                key = "x_train" if "x_train" in keys else "x" if "x" in keys else None
+                if key is not None:
+                    with z.open(key + ".npy") as f:
+                        return is_series_array(_array_header(f), any(k.startswith("lengths") for k in keys))
+    except (OSError, ValueError, zipfile.BadZipFile):
+        pass
+    return False
+
+
+def _array_header(f) -> Any:
+    """dtype, ndim and shape of the array in an open .npy stream, from its header only."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
+    return SimpleNamespace(shape=shape, ndim=len(shape), dtype=dtype)
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:

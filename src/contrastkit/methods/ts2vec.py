@@ -106,6 +106,8 @@ class TS2Vec(Method):
         "lr_scaling": "none",
         "weight_decay": 0.0,
         "warmup_epochs": 0.0,
+        # the paper's budget: 200 iterations (600 above 100,000 values in the training set: give --steps 600)
+        "steps": 200,
     }
 
     def __init__(self, encoder, info, cfg, train: Dataset | None = None):
