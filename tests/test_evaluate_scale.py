@@ -194,3 +194,20 @@ def test_minibatch_kmeans_above_the_threshold_finds_the_blobs():
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(y, full) > 0.95 and adjusted_rand_score(y, mini) > 0.95
+
+
+def test_the_end_of_run_table_names_whose_features_each_progress_line_is_about():
+    from contrastkit.data import load_data
+    from contrastkit.encoders import create_encoder
+    from contrastkit.evaluate.protocol import evaluation_table
+
+    splits = load_data("digits", {"test_fraction": 0.2, "seed": 0})
+    make = lambda: create_encoder("mlp", splits.info)  # noqa: E731
+    rec = Recorder()
+    with reporting_to(rec):
+        evaluation_table(make(), make, splits, torch.device("cpu"), knn_ks=(5,))
+    names = [t.description for t in rec.tasks]
+    for who in ("encoder", "random init"):
+        assert sum(n.startswith(f"{who}: embedding") for n in names) == 2
+    for who in ("encoder", "random init", "raw input"):
+        assert any(n.startswith(f"{who}: kNN") for n in names) and any(n.startswith(f"{who}: linear") for n in names)

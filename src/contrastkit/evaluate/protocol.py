@@ -12,6 +12,7 @@ from torch import nn
 from ..data import DataSplits
 from ..registry import Registry
 from ..views import create_preprocess
+from ._common import progress_label
 from .embed import embed
 from .knn import knn_accuracies
 from .linear import linear_probe
@@ -40,8 +41,9 @@ def feature_sets(encoder: nn.Module, random_encoder: nn.Module, splits: DataSpli
     sets = {}
     for name, enc in (("encoder", encoder), ("random init", random_encoder)):
         enc = enc.to(device)
-        sets[name] = (embed(enc, splits.train.x, preprocess, device=device),
-                      embed(enc, splits.test.x, preprocess, device=device))
+        with progress_label(name):  # the progress lines say whose embedding (and below: whose kNN, probe)
+            sets[name] = (embed(enc, splits.train.x, preprocess, device=device),
+                          embed(enc, splits.test.x, preprocess, device=device))
     sets["raw input"] = (raw_features(splits.train.x.to(device), preprocess),
                          raw_features(splits.test.x.to(device), preprocess))
     return sets
@@ -63,13 +65,15 @@ def evaluation_table(encoder: nn.Module, make_random_encoder: Callable[[], nn.Mo
     timings: dict[str, float] = {}
     for name, (tr, te) in sets.items():
         t0 = time.perf_counter()
-        acc = knn_accuracies(tr, ytr, te, yte, ks=ks, t=knn_t)
+        with progress_label(name):
+            acc = knn_accuracies(tr, ytr, te, yte, ks=ks, t=knn_t)
         for k in ks:
             rows.setdefault(f"kNN k={k} t={knn_t}", {})[name] = acc[k]
         timings[f"knn {name}"] = time.perf_counter() - t0
         if linear:
             t0 = time.perf_counter()
-            rows.setdefault("linear probe", {})[name] = linear_probe(tr, ytr, te, yte)
+            with progress_label(name):
+                rows.setdefault("linear probe", {})[name] = linear_probe(tr, ytr, te, yte)
             timings[f"linear {name}"] = time.perf_counter() - t0
     table = [{"metric": metric, **values} for metric, values in rows.items()]
     return table, {"features": sets, "timings": timings}
