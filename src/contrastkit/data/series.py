@@ -235,6 +235,14 @@ def is_series_array(x: np.ndarray, has_lengths: bool = False) -> bool:
     return x.ndim == 2 or (x.ndim == 3 and x.shape[1] != x.shape[2])
 
 
+def auto_rule_keys(keys) -> tuple[Optional[str], bool]:
+    """What the auto rule reads of a .npz: the key of the training array (x_train, else x) and whether a
+    `lengths*` key is there. The loader and `looks_like_series` both use it, so they decide alike."""
+    keys = list(keys)
+    key = "x_train" if "x_train" in keys else "x" if "x" in keys else None
+    return key, any(k.startswith("lengths") for k in keys)
+
+
 def looks_like_series(data: str, cfg: dict[str, Any]) -> bool:
     """Whether `data` will load as series, decided before loading it (config.default_method uses it): the
     `data_kind` / `series_id_column` settings, a bundled name, or a .npy/.npz file's array header under the auto
@@ -251,10 +259,10 @@ def looks_like_series(data: str, cfg: dict[str, Any]) -> bool:
         if path.suffix == ".npz":
             with zipfile.ZipFile(path) as z:
                 keys = [n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")]
-                key = "x_train" if "x_train" in keys else "x" if "x" in keys else None
+                key, has_lengths = auto_rule_keys(keys)
                 if key is not None:
                     with z.open(key + ".npy") as f:
-                        return is_series_array(_array_header(f), any(k.startswith("lengths") for k in keys))
+                        return is_series_array(_array_header(f), has_lengths)
     except (OSError, ValueError, zipfile.BadZipFile):
         pass
     return False
@@ -337,8 +345,8 @@ def load_arrays_any(path: Path, cfg: dict[str, Any]) -> DataSplits:
     if kind == "image":
         return load_image_arrays(path, cfg)
     arrays = _read_arrays(path)
-    x = arrays.get("x_train", arrays.get("x"))
-    has_lengths = any(k.startswith("lengths") for k in arrays)
+    key, has_lengths = auto_rule_keys(arrays)
+    x = None if key is None else arrays[key]
     if kind == "series" or (x is not None and is_series_array(np.asarray(x) if not isinstance(x, np.ndarray)
                                                               else x, has_lengths)):
         return load_series_arrays(path, cfg, arrays)

@@ -64,16 +64,15 @@ def evaluation_table(encoder: nn.Module, make_random_encoder: Callable[[], nn.Mo
     rows: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
     for name, (tr, te) in sets.items():
-        t0 = time.perf_counter()
         with progress_label(name):
-            acc = knn_accuracies(tr, ytr, te, yte, ks=ks, t=knn_t)
-        for k in ks:
-            rows.setdefault(f"kNN k={k} t={knn_t}", {})[name] = acc[k]
-        timings[f"knn {name}"] = time.perf_counter() - t0
-        if linear:
             t0 = time.perf_counter()
-            with progress_label(name):
+            acc = knn_accuracies(tr, ytr, te, yte, ks=ks, t=knn_t)
+            for k in ks:
+                rows.setdefault(f"kNN k={k} t={knn_t}", {})[name] = acc[k]
+            timings[f"knn {name}"] = time.perf_counter() - t0
+            if linear:
+                t0 = time.perf_counter()
                 rows.setdefault("linear probe", {})[name] = linear_probe(tr, ytr, te, yte)
-            timings[f"linear {name}"] = time.perf_counter() - t0
+                timings[f"linear {name}"] = time.perf_counter() - t0
     table = [{"metric": metric, **values} for metric, values in rows.items()]
     return table, {"features": sets, "timings": timings}
