@@ -45,7 +45,7 @@ def test_the_default_method_for_time_series_is_ts2vec_decided_from_the_array_hea
     np.savez(tmp_path / "multi.npz", x_train=np.zeros((10, 3, 40)), y_train=np.zeros(10))
     np.savez(tmp_path / "square.npz", x=np.zeros((10, 8, 8), np.float32))  # square: images unless told
     (tmp_path / "broken.npy").write_bytes(b"not numpy")
-    method = lambda **given: resolve_config(given)["method"]  # noqa: E731
+    method = lambda **given: resolve_config(given)["method"]
     assert method(data="GunPoint") == "ts2vec"
     assert method(data=str(tmp_path / "series.npy")) == "ts2vec"
     assert method(data=str(tmp_path / "multi.npz")) == "ts2vec"

@@ -202,7 +202,7 @@ def test_the_end_of_run_table_names_whose_features_each_progress_line_is_about()
     from contrastkit.evaluate.protocol import evaluation_table
 
     splits = load_data("digits", {"test_fraction": 0.2, "seed": 0})
-    make = lambda: create_encoder("mlp", splits.info)  # noqa: E731
+    make = lambda: create_encoder("mlp", splits.info)
     rec = Recorder()
     with reporting_to(rec):
         evaluation_table(make(), make, splits, torch.device("cpu"), knn_ks=(5,))

@@ -32,8 +32,8 @@ def test_ts2vec_trains_its_pinned_steps_unless_epochs_are_given(tmp_path):
     steps; --epochs given by the user wins over the pinned steps."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "s.npz", x_train=rng.normal(size=(24, 1, 16)), x_test=rng.normal(size=(8, 1, 16)))
-    common = dict(method="ts2vec", data=str(tmp_path / "s.npz"), batch_size=8, progress=False, monitor_every=0,
-                  evaluate=False, encoder_kwargs={"hidden": 4, "out_dim": 8, "depth": 1})
+    common = {"method": "ts2vec", "data": str(tmp_path / "s.npz"), "batch_size": 8, "progress": False,
+              "monitor_every": 0, "evaluate": False, "encoder_kwargs": {"hidden": 4, "out_dim": 8, "depth": 1}}
     by_steps = pretrain(steps=5, out=str(tmp_path / "a"), **common)
     assert by_steps.steps == 6 and by_steps.method.cfg["epochs"] == 2
     by_epochs = pretrain(epochs=1, out=str(tmp_path / "b"), **common)
