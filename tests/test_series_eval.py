@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.svm import SVC
 
 from contrastkit.data.series import series_splits
 from contrastkit.encoders import create_encoder
 from contrastkit.evaluate.protocol import EVALUATIONS
-from contrastkit.evaluate.series import dtw_1nn, dtw_distances, one_nn_accuracy
+from contrastkit.evaluate import series as series_eval
+from contrastkit.evaluate.series import dtw_1nn, dtw_distances, one_nn_accuracy, svm_accuracy
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -77,6 +79,53 @@ def test_dtw_skipped_when_even_the_band_is_too_costly(monkeypatch):
     monkeypatch.setattr(ev, "DTW_MAX_BANDED_CELLS", 10.0)
     x, y = torch.randn(4, 1, 30), torch.arange(4) % 2
     assert dtw_1nn(x, y, x, y, max_cells=10) == ("skipped (too costly)", "1-NN DTW (window 10%)")
+
+
+def _two_blobs(n, seed=0):
+    g = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    return torch.from_numpy(g.normal(size=(n, 6)) + 3.0 * y[:, None]), torch.from_numpy(y)
+
+
+class _RecordingSVC(SVC):
+    """sklearn's SVC, recording every fit's C and max_iter; a C = ∞ fit fails as a capped hard-margin fit does
+    (scikit-learn: "dual coefficients ... not finite")."""
+
+    fits: list = []
+
+    def fit(self, x, y):
+        _RecordingSVC.fits.append((self.C, self.max_iter))
+        if np.isinf(self.C):
+            raise ValueError("The dual coefficients or intercepts are not finite.")
+        return super().fit(x, y)
+
+
+@pytest.mark.parametrize("n", [30, 80])  # below 50 series: C = ∞ alone; above: the 5-fold grid search
+def test_svm_every_fit_is_capped_and_a_failed_hard_margin_falls_back(monkeypatch, n):
+    import sklearn.svm
+
+    monkeypatch.setattr(sklearn.svm, "SVC", _RecordingSVC)
+    _RecordingSVC.fits = []
+    xtr, ytr = _two_blobs(n)
+    xte, yte = _two_blobs(40, seed=1)
+    acc = svm_accuracy(xtr, ytr, xte, yte)
+    assert acc > 0.9  # answered from a finite C
+    assert _RecordingSVC.fits and all(it == series_eval.SVM_MAX_ITER for _, it in _RecordingSVC.fits)
+    cs = [c for c, _ in _RecordingSVC.fits]
+    assert np.inf in cs
+    if n < 50:
+        assert cs == [np.inf, series_eval.SVM_GRID[-2]]  # the hard margin, then the largest finite C
+    else:
+        assert set(cs) == set(series_eval.SVM_GRID)  # every candidate tried; the failed one did not win
+
+
+def test_svm_matches_the_uncapped_search_where_it_converges():
+    from sklearn.model_selection import GridSearchCV
+
+    xtr, ytr = _two_blobs(80)
+    xte, yte = _two_blobs(60, seed=2)
+    ref = GridSearchCV(SVC(gamma="scale"), {"C": series_eval.SVM_GRID}, cv=5).fit(xtr.numpy(), ytr.numpy())
+    assert svm_accuracy(xtr, ytr, xte, yte) == float((ref.predict(xte.numpy()) == yte.numpy()).mean())
 
 
 def test_series_evaluation_table():
