@@ -375,30 +375,41 @@ class LightlySimCLR(nn.Module):
         return loss
 
 
-class LightlyBYOL(nn.Module):
-    def __init__(self, backbone: nn.Module, cfg: dict[str, Any]):
+class LightlyMomentum(nn.Module):
+    """What lightly's BYOL and MoCo examples share: momentum copies of backbone and projection head, updated by
+    `update_momentum` on `cosine_schedule` before each step."""
+
+    def __init__(self, backbone: nn.Module, projection_head: nn.Module, cfg: dict[str, Any]):
         super().__init__()
-        d = int(cfg["proj_dim"])
         self.cfg = cfg
         self.backbone = backbone
-        self.projection_head = BYOLProjectionHead(backbone.out_dim, int(cfg["proj_hidden_dim"]), d)
-        self.prediction_head = BYOLPredictionHead(d, int(cfg["pred_hidden_dim"]), d)
+        self.projection_head = projection_head
         self.backbone_momentum = copy.deepcopy(self.backbone)
         self.projection_head_momentum = copy.deepcopy(self.projection_head)
         deactivate_requires_grad(self.backbone_momentum)
         deactivate_requires_grad(self.projection_head_momentum)
+
+    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1)).detach()
+
+    def update_momentum_copies(self, step: int, total_steps: int) -> None:
+        m = cosine_schedule(step, total_steps, float(self.cfg["ema_momentum"]), float(self.cfg["ema_momentum_final"]))
+        update_momentum(self.backbone, self.backbone_momentum, m=m)
+        update_momentum(self.projection_head, self.projection_head_momentum, m=m)
+
+
+class LightlyBYOL(LightlyMomentum):
+    def __init__(self, backbone: nn.Module, cfg: dict[str, Any]):
+        d = int(cfg["proj_dim"])
+        super().__init__(backbone, BYOLProjectionHead(backbone.out_dim, int(cfg["proj_hidden_dim"]), d), cfg)
+        self.prediction_head = BYOLPredictionHead(d, int(cfg["pred_hidden_dim"]), d)
         self.criterion = NegativeCosineSimilarity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prediction_head(self.projection_head(self.backbone(x).flatten(start_dim=1)))
 
-    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1)).detach()
-
     def training_step(self, views, step: int, total_steps: int, mark, amp_ctx) -> torch.Tensor:
-        m = cosine_schedule(step, total_steps, float(self.cfg["ema_momentum"]), float(self.cfg["ema_momentum_final"]))
-        update_momentum(self.backbone, self.backbone_momentum, m=m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m=m)
+        self.update_momentum_copies(step, total_steps)
         x0, x1 = views
         with amp_ctx():
             p0, z0 = self(x0), self.forward_momentum(x0)
@@ -409,29 +420,18 @@ class LightlyBYOL(nn.Module):
         return loss
 
 
-class LightlyMoCo(nn.Module):
+class LightlyMoCo(LightlyMomentum):
     def __init__(self, backbone: nn.Module, cfg: dict[str, Any]):
-        super().__init__()
-        self.cfg = cfg
-        self.backbone = backbone
-        self.projection_head = MoCoProjectionHead(backbone.out_dim, int(cfg["proj_hidden_dim"]), int(cfg["proj_dim"]))
-        self.backbone_momentum = copy.deepcopy(self.backbone)
-        self.projection_head_momentum = copy.deepcopy(self.projection_head)
-        deactivate_requires_grad(self.backbone_momentum)
-        deactivate_requires_grad(self.projection_head_momentum)
+        super().__init__(backbone, MoCoProjectionHead(backbone.out_dim, int(cfg["proj_hidden_dim"]),
+                                                      int(cfg["proj_dim"])), cfg)
         self.criterion = NTXentLoss(temperature=float(cfg["temperature"]),
                                     memory_bank_size=(int(cfg["queue_size"]), int(cfg["proj_dim"])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection_head(self.backbone(x).flatten(start_dim=1))
 
-    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1)).detach()
-
     def training_step(self, views, step: int, total_steps: int, mark, amp_ctx) -> torch.Tensor:
-        m = cosine_schedule(step, total_steps, float(self.cfg["ema_momentum"]), float(self.cfg["ema_momentum_final"]))
-        update_momentum(self.backbone, self.backbone_momentum, m=m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m=m)
+        self.update_momentum_copies(step, total_steps)
         x_query, x_key = views
         with amp_ctx():
             query, key = self(x_query), self.forward_momentum(x_key)
