@@ -75,6 +75,21 @@ def test_node_probe_matches_a_grid_search_reference(seed):
     assert ours == pytest.approx(reference_node_probe(feats, y, tr, te, seed), abs=1 / len(te) + 1e-9)
 
 
+def test_node_probe_searches_a_sample_of_large_training_sets(monkeypatch):
+    import contrastkit.evaluate.graph as graph_eval
+
+    g = np.random.default_rng(0)
+    y = np.arange(1200) % 3
+    y[0] = 3  # a class with one node: the sample cannot be stratified, it must still run
+    feats = torch.from_numpy(g.normal(size=(1200, 16)) + 2.0 * np.eye(4, 16)[y])
+    tr, te = node_split(y, 0)
+    full = node_classification_accuracy(feats, y, tr, te)
+    monkeypatch.setattr(graph_eval, "NODE_PROBE_CV_VALUES", 16)  # → the 200-node minimum sample
+    sampled = node_classification_accuracy(feats, y, tr, te)
+    assert sampled == node_classification_accuracy(feats, y, tr, te)  # seeded
+    assert sampled > 0.8 and abs(sampled - full) < 0.05  # the refit on every training node decides
+
+
 def test_node_probe_ignores_scale_and_survives_a_single_node_class():
     g = np.random.default_rng(0)
     y = np.arange(40) % 2
