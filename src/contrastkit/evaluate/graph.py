@@ -4,8 +4,8 @@ For every node (graph clustering is transductive: training saw every node, never
 * clustering — k-means (k = number of classes, seeded, 10 restarts) on the representation, then ACC (Hungarian
   matching), NMI (arithmetic) and ARI against the labels (evaluate/cluster.py);
 * node classification — GRACE's protocol (Zhu et al. 2020, and GCA after it): rows L2-normalised, logistic
-  regression with C chosen from 2^-10 … 2^9 by stratified 5-fold cross-validation on the training nodes, on a
-  seeded, stratified 50/50 split of the nodes. Graph sets are often small (karate trains on 16 nodes): there a
+  regression with C chosen from 2^-10 … 2^9 by stratified 5-fold cross-validation on the training nodes (a
+  sample of them on large graphs), on a seeded, stratified 50/50 split of the nodes. Graph sets are often small (karate trains on 16 nodes): there a
   fixed, weak penalty lets the probe fit noise dimensions and its score says more about the penalty than about
   the representation (a karate embedding that k-means split with one node wrong probed at 61 %).
 
