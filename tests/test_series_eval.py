@@ -1,5 +1,7 @@
 """Series evaluation: vectorised DTW against a plain double loop; the end-of-run table's schema and baselines."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +9,8 @@ from sklearn.svm import SVC
 
 from contrastkit.data.series import series_splits
 from contrastkit.encoders import create_encoder
-from contrastkit.evaluate.protocol import EVALUATIONS
 from contrastkit.evaluate import series as series_eval
+from contrastkit.evaluate.protocol import EVALUATIONS
 from contrastkit.evaluate.series import dtw_1nn, dtw_distances, one_nn_accuracy, svm_accuracy
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -91,7 +93,7 @@ class _RecordingSVC(SVC):
     """sklearn's SVC, recording every fit's C and max_iter; a C = ∞ fit fails as a capped hard-margin fit does
     (scikit-learn: "dual coefficients ... not finite")."""
 
-    fits: list = []
+    fits: ClassVar[list] = []
 
     def fit(self, x, y):
         _RecordingSVC.fits.append((self.C, self.max_iter))

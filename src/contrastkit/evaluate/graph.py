@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from ..errors import ContrastkitError
+from ._common import progress_task
 from .cluster import cluster_scores
 from .embed import embed
-from ._common import progress_task
 from .protocol import register_evaluation
 
 __all__ = ["SPECTRAL_MAX_NODES", "graph_evaluation", "node_classification_accuracy", "node_split",
@@ -59,6 +59,10 @@ def node_split(y: np.ndarray, seed: int = 0, train_fraction: float = 0.5) -> tup
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def _rarest_class_count(y: np.ndarray) -> int:
+    return int(np.unique(y, return_counts=True)[1].min())
+
+
 def node_classification_accuracy(feats: torch.Tensor, y: np.ndarray, train: np.ndarray, test: np.ndarray,
                                  seed: int = 0) -> float:
     """GRACE's node-classification probe: L2-normalised rows, logistic regression, C by stratified k-fold CV
@@ -75,12 +79,11 @@ def node_classification_accuracy(feats: torch.Tensor, y: np.ndarray, train: np.n
     xtr, ytr = x[train], y[train]
     rows = max(200, NODE_PROBE_CV_VALUES // x.shape[1])
     if len(ytr) > rows:
-        counts = np.bincount(ytr)[np.unique(ytr)]
         xs, _, ys, _ = train_test_split(xtr, ytr, train_size=rows, random_state=seed,
-                                        stratify=ytr if counts.min() >= 2 else None)
+                                        stratify=ytr if _rarest_class_count(ytr) >= 2 else None)
     else:
         xs, ys = xtr, ytr
-    folds = min(5, int(np.bincount(ys)[np.unique(ys)].min()))
+    folds = min(5, _rarest_class_count(ys))
     # one BLAS thread: on 2 cores two threads made these small fits 2–10× slower (a 784-d search 13.8 s vs 1.2 s)
     with progress_task(f"node classification: logistic regression, C by {folds}-fold CV on {len(ys):,} nodes"), \
             warnings.catch_warnings(), threadpool_limits(limits=1):
